@@ -1,0 +1,1 @@
+"""dashgen: keep Grafana dashboards and OTel metric code in step."""

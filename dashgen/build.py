@@ -1,0 +1,36 @@
+"""``dashgen build`` as its stages: catalog -> export -> plan -> render (-> write at the edge)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dashgen.catalog import Catalog, load_catalog
+from dashgen.config import Config
+from dashgen.export import Exported, export_catalog
+from dashgen.plan import plan_dashboards
+from dashgen.render import render_dashboard, render_provisioning
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    catalog: Catalog
+    exported: Exported
+    files: dict[str, bytes]
+    """Output-dir-relative posix path -> exact bytes."""
+
+
+def generate(config: Config) -> BuildResult:
+    """Everything ``generated/`` should hold, computed without touching it."""
+    catalog = load_catalog(config.sources)
+    exported = export_catalog(catalog.metrics)
+    files = {
+        f"{plan.uid}.json": render_dashboard(plan) for plan in plan_dashboards(catalog, exported)
+    }
+    files.update(
+        render_provisioning(
+            prometheus_url=config.prometheus_url,
+            datasource_uid=config.datasource_uid,
+            dashboards_path=config.dashboards_path,
+        )
+    )
+    return BuildResult(catalog=catalog, exported=exported, files=dict(sorted(files.items())))

@@ -1,0 +1,111 @@
+"""The ``dashgen`` command. Exit codes: 0 clean, 1 findings or drift, 2 bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from dashgen.build import generate
+from dashgen.config import Config, load_config
+from dashgen.errors import DashgenError
+from dashgen.write import diff_tree, write_tree
+
+app = typer.Typer(
+    help="Keep Grafana dashboards and OpenTelemetry metric code from drifting apart.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+SourcesOption = Annotated[
+    Path | None,
+    typer.Option("--sources", help="Dir of dashboard sources [default: from [tool.dashgen]]."),
+]
+OutputOption = Annotated[
+    Path | None,
+    typer.Option("--output", help="Dir of generated files [default: from [tool.dashgen]]."),
+]
+ConfigDirOption = Annotated[
+    Path,
+    typer.Option(
+        "--project", help="Where to look for pyproject.toml (and its parents).", show_default=False
+    ),
+]
+
+
+@app.callback()
+def main() -> None:
+    """Generate Grafana dashboards from OTel metric declarations, and verify any dashboards
+    against what the code really exports.
+
+    Exit codes: 0 clean, 1 findings or out-of-date files, 2 bad input or usage.
+    """
+
+
+def _config(project: Path, **overrides: object) -> Config:
+    return load_config(project, overrides)
+
+
+def _fail(error: DashgenError) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {error}", markup=True, soft_wrap=True)
+    return typer.Exit(2)
+
+
+@app.command()
+def build(
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Write nothing; exit 1 if generated files are out of date."),
+    ] = False,
+    sources: SourcesOption = None,
+    output: OutputOption = None,
+    prometheus_url: Annotated[
+        str | None,
+        typer.Option("--prometheus-url", help="Datasource URL for the provisioning YAML."),
+    ] = None,
+    project: ConfigDirOption = Path("."),
+) -> None:
+    """Generate dashboard JSON and Grafana provisioning from the sources.
+
+    Writes atomically: a failing build leaves the output dir exactly as it was.
+    """
+    try:
+        config = _config(project, sources=sources, output=output, prometheus_url=prometheus_url)
+        result = generate(config)
+        drift = (
+            diff_tree(config.output, result.files)
+            if check
+            else write_tree(config.output, result.files)
+        )
+    except DashgenError as error:
+        raise _fail(error) from None
+    shown = _display(config.output)
+    if check:
+        for item in drift:
+            out.print(f"{item.kind}: {shown}/{item.path} {item.describe()}")
+        if drift:
+            out.print(f"{len(drift)} file(s) out of date: run `dashgen build`")
+            raise typer.Exit(1)
+        out.print(f"{shown}/ is up to date ({len(result.files)} files)")
+        return
+    dashboards = len(result.catalog.dashboards)
+    families = len(result.catalog.metrics)
+    if drift:
+        out.print(
+            f"wrote {shown}/: {dashboards} dashboards, {families} metric families, "
+            f"{len(drift)} file(s) changed"
+        )
+    else:
+        out.print(f"{shown}/ already up to date ({dashboards} dashboards, {families} families)")
+
+
+def _display(path: Path) -> str:
+    try:
+        return path.resolve().relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return str(path)

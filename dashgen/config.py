@@ -1,0 +1,99 @@
+"""``[tool.dashgen]`` in pyproject.toml, with CLI flags laid over it."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dashgen.errors import DashgenError
+
+DEFAULT_SCRAPE_LABELS = ("instance", "job")
+
+
+@dataclass(frozen=True)
+class External:
+    """Metrics produced outside the code (collector receivers, node-exporter, rules)."""
+
+    pattern: str
+    regex: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class Config:
+    root: Path
+    sources: Path
+    output: Path
+    prometheus_url: str = "http://localhost:9090"
+    datasource_uid: str = "prometheus"
+    dashboards_path: str = "/var/lib/grafana/dashboards/dashgen"
+    instruments: str | None = None
+    scrape_labels: tuple[str, ...] = DEFAULT_SCRAPE_LABELS
+    external: tuple[External, ...] = ()
+    exclude: Mapping[str, str] = field(default_factory=dict)
+
+
+_KEYS = {
+    "sources",
+    "output",
+    "prometheus_url",
+    "datasource_uid",
+    "dashboards_path",
+    "instruments",
+    "scrape_labels",
+    "external",
+    "exclude",
+}
+
+
+def find_pyproject(start: Path) -> Path | None:
+    for directory in (start, *start.parents):
+        candidate = directory / "pyproject.toml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(start: Path, overrides: Mapping[str, Any] | None = None) -> Config:
+    """Read the nearest pyproject.toml's ``[tool.dashgen]``; ``overrides`` win (None = unset)."""
+    pyproject = find_pyproject(start.resolve())
+    root = pyproject.parent if pyproject else start.resolve()
+    table: dict[str, Any] = {}
+    if pyproject is not None:
+        try:
+            document = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+            raise DashgenError(str(pyproject), f"cannot read: {error}") from None
+        table = dict(document.get("tool", {}).get("dashgen", {}))
+    unknown = sorted(set(table) - _KEYS)
+    if unknown:
+        raise DashgenError(f"{pyproject}", f"[tool.dashgen] has unknown keys {unknown}")
+    table.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    where = f"{pyproject or root}: [tool.dashgen]"
+    try:
+        return Config(
+            root=root,
+            sources=root / str(table.get("sources", "dashboards_src")),
+            output=root / str(table.get("output", "generated")),
+            prometheus_url=str(table.get("prometheus_url", Config.prometheus_url)),
+            datasource_uid=str(table.get("datasource_uid", Config.datasource_uid)),
+            dashboards_path=str(table.get("dashboards_path", Config.dashboards_path)),
+            instruments=table.get("instruments"),
+            scrape_labels=tuple(table.get("scrape_labels", DEFAULT_SCRAPE_LABELS)),
+            external=tuple(_external(e) for e in table.get("external", [])),
+            exclude={str(k): str(v) for k, v in table.get("exclude", {}).items()},
+        )
+    except (KeyError, TypeError, AttributeError) as error:
+        raise DashgenError(where, f"malformed value: {error}") from None
+
+
+def _external(entry: Mapping[str, Any]) -> External:
+    reason = str(entry["reason"]).strip()
+    if not reason:
+        raise KeyError("external entries need a non-empty 'reason'")
+    return External(
+        pattern=str(entry["pattern"]), regex=bool(entry.get("regex", False)), reason=reason
+    )

@@ -1,0 +1,190 @@
+"""Stage 2: run the declarations through the real OTel -> Prometheus export pipeline.
+
+Nothing here knows how OpenTelemetry names become Prometheus names. Each declaration gets
+its own meter scope and every attribute a marker value, so that the exporter's own output
+says which family, sample and label came from which declaration and attribute.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.sdk.metrics import MeterProvider
+from prometheus_client import CollectorRegistry
+from prometheus_client.metrics_core import Metric as PromFamily
+
+from dashgen.catalog import where
+from dashgen.declare import MetricSpec
+from dashgen.errors import DashgenError
+from dashgen.families import Family
+from dashgen.hints import Kind
+
+SCOPE_LABEL = "otel_scope_name"
+_SCOPE_PREFIX = "dashgen.catalog."
+#: Recorded once into each histogram; the sample equal to it is ``_sum``, the one equal
+#: to 1 is ``_count``. Read from the output, not assumed from suffixes.
+_HISTOGRAM_PROBE = 2.5
+
+
+@dataclass(frozen=True)
+class ExportedMetric:
+    """A declaration and what the exporter made of it."""
+
+    spec: MetricSpec
+    family: Family
+    labels: Mapping[str, str]
+    """Declared attribute key -> exported label name."""
+    value_sample: str
+    """The sample a panel queries: ``x_total``, the gauge itself, or a histogram's count."""
+    bucket_sample: str | None = None
+    sum_sample: str | None = None
+
+
+@dataclass(frozen=True)
+class Exported:
+    metrics: Mapping[str, ExportedMetric]
+    """By declared metric name."""
+    families: tuple[Family, ...]
+    """Every family the exporter produced, ``target_info`` included, sorted by name."""
+
+
+def _marker(index: int) -> str:
+    return f"dashgen-attribute-{index}"
+
+
+def export_catalog(specs: Sequence[MetricSpec]) -> Exported:
+    """Register every declaration on a private provider, trigger each, collect once."""
+    registry = CollectorRegistry()
+    provider = MeterProvider(
+        metric_readers=[PrometheusMetricReader(registry=registry)], shutdown_on_exit=False
+    )
+    try:
+        for index, spec in enumerate(specs):
+            meter = provider.get_meter(f"{_SCOPE_PREFIX}{index}")
+            try:
+                _trigger(meter, spec)
+            except Exception as error:
+                raise DashgenError(
+                    where(spec), f"the OpenTelemetry SDK rejects it: {error}"
+                ) from None
+        collected = list(registry.collect())
+    finally:
+        provider.shutdown()
+    return _read_families(specs, collected)
+
+
+def _trigger(meter: Meter, spec: MetricSpec) -> None:
+    attributes = {label: _marker(i) for i, label in enumerate(spec.labels)}
+    common: dict[str, Any] = {"name": spec.name, "unit": spec.unit, "description": spec.description}
+
+    def observe(_: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(1, attributes)]
+
+    match spec.kind:
+        case Kind.COUNTER:
+            meter.create_counter(**common).add(1, attributes)
+        case Kind.UP_DOWN_COUNTER:
+            meter.create_up_down_counter(**common).add(1, attributes)
+        case Kind.GAUGE:
+            meter.create_gauge(**common).set(1, attributes)
+        case Kind.HISTOGRAM:
+            buckets = None if spec.buckets is None else list(spec.buckets)
+            histogram = meter.create_histogram(
+                **common, explicit_bucket_boundaries_advisory=buckets
+            )
+            histogram.record(_HISTOGRAM_PROBE, attributes)
+        case Kind.OBSERVABLE_COUNTER:
+            meter.create_observable_counter(**common, callbacks=[observe])
+        case Kind.OBSERVABLE_UP_DOWN_COUNTER:
+            meter.create_observable_up_down_counter(**common, callbacks=[observe])
+        case Kind.OBSERVABLE_GAUGE:
+            meter.create_observable_gauge(**common, callbacks=[observe])
+
+
+def _read_families(specs: Sequence[MetricSpec], collected: list[PromFamily]) -> Exported:
+    by_spec: dict[int, list[PromFamily]] = defaultdict(list)
+    sample_owner: dict[str, int] = {}
+    families: list[Family] = []
+    for prom in collected:
+        owners = sorted({_owner(s.labels) for s in prom.samples} - {None})  # type: ignore[type-var]
+        if len(owners) > 1:
+            first, second = (specs[i] for i in owners[:2])
+            raise DashgenError(
+                where(second),
+                f"collides with '{first.name}' ({first.file}:{first.line}): both export as "
+                f"Prometheus family '{prom.name}'",
+            )
+        source = ""
+        if owners:
+            owner: int = owners[0]
+            by_spec[owner].append(prom)
+            spec = specs[owner]
+            source = f"{spec.file}:{spec.line}"
+            for sample in {s.name for s in prom.samples}:
+                other = sample_owner.setdefault(sample, owner)
+                if other != owner:
+                    raise DashgenError(
+                        where(spec),
+                        f"collides with '{specs[other].name}' ({specs[other].file}:"
+                        f"{specs[other].line}): both export the sample '{sample}'",
+                    )
+        families.append(_family(prom, source))
+    exported = {spec.name: _exported(spec, by_spec[i]) for i, spec in enumerate(specs)}
+    return Exported(metrics=exported, families=tuple(sorted(families, key=lambda f: f.name)))
+
+
+def _owner(labels: Mapping[str, str]) -> int | None:
+    scope = labels.get(SCOPE_LABEL, "")
+    return int(scope[len(_SCOPE_PREFIX) :]) if scope.startswith(_SCOPE_PREFIX) else None
+
+
+def _family(prom: PromFamily, source: str) -> Family:
+    return Family(
+        name=prom.name,
+        type=prom.type,
+        samples=tuple(sorted({s.name for s in prom.samples})),
+        labels=tuple(sorted({label for s in prom.samples for label in s.labels})),
+        source=source,
+    )
+
+
+def _exported(spec: MetricSpec, proms: list[PromFamily]) -> ExportedMetric:
+    if len(proms) != 1:
+        raise DashgenError(
+            where(spec), f"expected one exported family, the exporter produced {len(proms)}"
+        )
+    prom = proms[0]
+    labels = _attribute_labels(spec, prom)
+    family = _family(prom, f"{spec.file}:{spec.line}")
+    if spec.kind is not Kind.HISTOGRAM:
+        return ExportedMetric(spec, family, labels, value_sample=prom.samples[0].name)
+    bucket = next(s.name for s in prom.samples if "le" in s.labels)
+    plain = [s for s in prom.samples if "le" not in s.labels]
+    count = next(s.name for s in plain if s.value == 1)
+    total = next(s.name for s in plain if s.value == _HISTOGRAM_PROBE)
+    return ExportedMetric(
+        spec, family, labels, value_sample=count, bucket_sample=bucket, sum_sample=total
+    )
+
+
+def _attribute_labels(spec: MetricSpec, prom: PromFamily) -> dict[str, str]:
+    """Find each attribute's exported label by its marker value; a lost marker is a clash."""
+    sample_labels = prom.samples[0].labels
+    by_value = {value: label for label, value in sample_labels.items()}
+    labels: dict[str, str] = {}
+    for index, attribute in enumerate(spec.labels):
+        label = by_value.get(_marker(index))
+        if label is None:
+            clashing = [a for a in spec.labels if a != attribute]
+            raise DashgenError(
+                where(spec),
+                f"attribute '{attribute}' is lost in export: it collides with another "
+                f"attribute or a reserved label (declared: {clashing + [attribute]})",
+            )
+        labels[attribute] = label
+    return labels

@@ -1,0 +1,206 @@
+"""Stage 3: one panel per hint, queries built only from the names the exporter produced."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from dashgen.catalog import Catalog, DashboardSpec
+from dashgen.export import Exported, ExportedMetric
+from dashgen.hints import Average, Current, Heatmap, Hint, Increase, Quantiles, Rate, Threshold
+
+PanelKind = Literal["timeseries", "stat", "gauge", "bargauge", "heatmap"]
+GRID_WIDTH = 24
+
+#: Grafana display units for the UCUM units people use; anything else shows as "short".
+_GRAFANA_UNITS = {
+    "s": "s",
+    "ms": "ms",
+    "us": "µs",
+    "ns": "ns",
+    "min": "m",
+    "h": "h",
+    "d": "d",
+    "By": "bytes",
+    "KiBy": "kbytes",
+    "MiBy": "mbytes",
+    "GiBy": "gbytes",
+    "bit": "bits",
+    "%": "percent",
+    "1": "none",
+}
+_RATE_UNITS = {"By": "Bps", "bit": "bps"}
+
+
+@dataclass(frozen=True)
+class GridPos:
+    x: int
+    y: int
+    w: int
+    h: int
+
+
+@dataclass(frozen=True)
+class TargetPlan:
+    ref_id: str
+    expr: str
+    legend: str
+    instant: bool = False
+    heatmap: bool = False
+
+
+@dataclass(frozen=True)
+class PanelPlan:
+    id: int
+    kind: PanelKind
+    title: str
+    description: str
+    unit: str
+    thresholds: tuple[Threshold, ...]
+    targets: tuple[TargetPlan, ...]
+    grid: GridPos
+    metric: str
+
+
+@dataclass(frozen=True)
+class RowPlan:
+    id: int
+    title: str
+    collapsed: bool
+    grid: GridPos
+    panels: tuple[PanelPlan, ...]
+
+
+@dataclass(frozen=True)
+class DashboardPlan:
+    uid: str
+    title: str
+    description: str
+    tags: tuple[str, ...]
+    refresh: str
+    time_from: str
+    rows: tuple[RowPlan, ...]
+
+
+def plan_dashboards(catalog: Catalog, exported: Exported) -> tuple[DashboardPlan, ...]:
+    return tuple(plan_dashboard(d, exported.metrics) for d in catalog.dashboards)
+
+
+def plan_dashboard(spec: DashboardSpec, metrics: Mapping[str, ExportedMetric]) -> DashboardPlan:
+    """Lay rows out top to bottom and panels left to right, wrapping at 24 columns."""
+    next_id = 1
+    y = 0
+    rows: list[RowPlan] = []
+    for row in spec.rows:
+        row_id, next_id = next_id, next_id + 1
+        row_grid = GridPos(x=0, y=y, w=GRID_WIDTH, h=1)
+        y += 1
+        x, line_height = 0, 0
+        panels: list[PanelPlan] = []
+        for name in row.metrics:
+            metric = metrics[name]
+            for hint in metric.spec.hints:
+                if x + hint.width > GRID_WIDTH:
+                    x, y, line_height = 0, y + line_height, 0
+                grid = GridPos(x=x, y=y, w=hint.width, h=hint.height)
+                panels.append(_panel(next_id, metric, hint, grid))
+                next_id += 1
+                x += hint.width
+                line_height = max(line_height, hint.height)
+        y += line_height
+        rows.append(RowPlan(row_id, row.title, row.collapsed, row_grid, tuple(panels)))
+    return DashboardPlan(
+        uid=spec.uid,
+        title=spec.title,
+        description=spec.description,
+        tags=spec.tags,
+        refresh=spec.refresh,
+        time_from=spec.time_from,
+        rows=tuple(rows),
+    )
+
+
+def _agg(operator: str, labels: Sequence[str], inner: str) -> str:
+    """``sum by (a, b) (inner)``, or ``sum(inner)`` with no grouping."""
+    return f"{operator} by ({', '.join(labels)}) ({inner})" if labels else f"{operator}({inner})"
+
+
+def _legend(labels: Sequence[str], fallback: str, prefix: str = "") -> str:
+    """``{{route}} {{code}}`` for grouped series, else the fallback; prefixed if asked."""
+    text = " ".join(f"{{{{{label}}}}}" for label in labels) if labels else fallback
+    return f"{prefix} {text}".strip() if prefix else text
+
+
+def _panel(panel_id: int, metric: ExportedMetric, hint: Hint, grid: GridPos) -> PanelPlan:
+    spec = metric.spec
+    by = [metric.labels[attribute] for attribute in hint.by]
+    legend = hint.legend if hint.legend is not None else _legend(by, spec.name)
+    base_unit = _GRAFANA_UNITS.get(spec.unit, "short")
+    kind: PanelKind = "timeseries"
+    unit = base_unit
+    title_suffix: str
+    targets: tuple[TargetPlan, ...]
+    value = metric.value_sample
+    match hint:
+        case Rate():
+            title_suffix = "rate"
+            unit = _RATE_UNITS.get(spec.unit, "ops")
+            expr = _agg("sum", by, f"rate({value}[$__rate_interval])")
+            targets = (TargetPlan("A", expr, legend),)
+        case Increase():
+            title_suffix = "increase over range"
+            kind = "stat"
+            expr = _agg("sum", by, f"increase({value}[$__range])")
+            targets = (TargetPlan("A", expr, legend, instant=True),)
+        case Quantiles():
+            title_suffix = "/".join(f"p{q * 100:g}" for q in hint.quantiles)
+            buckets = _agg("sum", ["le", *by], f"rate({metric.bucket_sample}[$__rate_interval])")
+            targets = tuple(
+                TargetPlan(
+                    _ref_id(i),
+                    f"histogram_quantile({q:g}, {buckets})",
+                    hint.legend if hint.legend is not None else _legend(by, "", f"p{q * 100:g}"),
+                )
+                for i, q in enumerate(hint.quantiles)
+            )
+        case Heatmap():
+            title_suffix = "distribution"
+            kind = "heatmap"
+            expr = _agg("sum", ["le"], f"increase({metric.bucket_sample}[$__rate_interval])")
+            targets = (TargetPlan("A", expr, "{{le}}", heatmap=True),)
+        case Average():
+            title_suffix = "average"
+            total = _agg("sum", by, f"rate({metric.sum_sample}[$__rate_interval])")
+            count = _agg("sum", by, f"rate({value}[$__rate_interval])")
+            expr = f"{total} / {count}"
+            targets = (TargetPlan("A", expr, legend),)
+        case Current():
+            title_suffix = "current"
+            kind = hint.style
+            expr = _agg(hint.agg, by, value)
+            instant = hint.style in ("gauge", "bargauge")
+            targets = (TargetPlan("A", expr, legend, instant=instant),)
+        case _:
+            raise TypeError(f"unknown hint {type(hint).__name__}")
+    return PanelPlan(
+        id=panel_id,
+        kind=kind,
+        title=hint.title if hint.title is not None else f"{spec.name} · {title_suffix}",
+        description=hint.description if hint.description is not None else spec.description,
+        unit=hint.unit if hint.unit is not None else unit,
+        thresholds=hint.thresholds,
+        targets=targets,
+        grid=grid,
+        metric=spec.name,
+    )
+
+
+def _ref_id(index: int) -> str:
+    """A, B, ... Z, AA, AB ...: Grafana's own refId sequence."""
+    letters = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return letters

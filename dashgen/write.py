@@ -1,0 +1,104 @@
+"""Stage 5: the only code that touches the output dir, and it swaps, never edits in place.
+
+A build writes every file into a fresh temp dir beside the output dir, then renames the
+old dir away and the new one in. Whatever fails before the swap (a bad source, a full
+disk, Ctrl-C) leaves the output dir exactly as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+DriftKind = Literal["stale", "missing", "orphan"]
+
+
+@dataclass(frozen=True)
+class Drift:
+    """A file under the output dir that differs from what the sources give."""
+
+    path: str
+    kind: DriftKind
+
+    def describe(self) -> str:
+        return {
+            "stale": "differs from what the sources give",
+            "missing": "is not there yet",
+            "orphan": "is produced by no source",
+        }[self.kind]
+
+
+def existing_files(out_dir: Path) -> dict[str, Path]:
+    """Every file or link under ``out_dir``, by posix path; links are never followed."""
+    if not out_dir.is_dir() or out_dir.is_symlink():
+        return {}
+    found: dict[str, Path] = {}
+    for directory, subdirs, names in os.walk(out_dir, followlinks=False):
+        base = Path(directory)
+        for name in names + [d for d in subdirs if (base / d).is_symlink()]:
+            path = base / name
+            found[path.relative_to(out_dir).as_posix()] = path
+    return found
+
+
+def diff_tree(out_dir: Path, files: Mapping[str, bytes]) -> list[Drift]:
+    existing = existing_files(out_dir)
+    drift = [
+        Drift(path, "missing" if path not in existing else "stale")
+        for path, data in files.items()
+        if path not in existing or not _same(existing[path], data)
+    ]
+    drift += [Drift(path, "orphan") for path in existing if path not in files]
+    return sorted(drift, key=lambda d: d.path)
+
+
+def _same(path: Path, data: bytes) -> bool:
+    if path.is_symlink() or not path.is_file():
+        return False
+    return path.stat().st_size == len(data) and path.read_bytes() == data
+
+
+def write_tree(out_dir: Path, files: Mapping[str, bytes]) -> list[Drift]:
+    """Make ``out_dir`` hold exactly ``files``; returns what changed (nothing: no write)."""
+    drift = diff_tree(out_dir, files)
+    if not drift and out_dir.is_dir():
+        return drift
+    parent = out_dir.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.new-", dir=parent))
+    retired: Path | None = None
+    try:
+        for relative, data in sorted(files.items()):
+            _write_file(staging, relative, data)
+        staging.chmod(0o755)
+        if out_dir.exists() or out_dir.is_symlink():
+            retired = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=parent))
+            os.rename(out_dir, retired / out_dir.name)
+        os.rename(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if retired is not None and not out_dir.exists():
+            os.rename(retired / out_dir.name, out_dir)
+        if retired is not None:
+            shutil.rmtree(retired, ignore_errors=True)
+        raise
+    if retired is not None:
+        shutil.rmtree(retired, ignore_errors=True)
+    return drift
+
+
+def _write_file(root: Path, relative: str, data: bytes) -> None:
+    if Path(relative).is_absolute() or ".." in Path(relative).parts:
+        raise ValueError(f"refusing to write outside the output dir: {relative}")
+    target = root / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    target.chmod(0o644)
