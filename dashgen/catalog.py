@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import itertools
 import re
 import sys
 import traceback
@@ -124,7 +125,7 @@ def _relative_file(file: str, root: Path) -> str:
 
 
 def _check_unique_names(specs: list[MetricSpec]) -> None:
-    for first, second in zip(specs, specs[1:], strict=False):
+    for first, second in itertools.pairwise(specs):
         if first.name == second.name:
             raise DashgenError(
                 where(second), f"declared twice (first at {first.file}:{first.line})"

@@ -19,7 +19,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console(highlight=False)
+out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
 
 SourcesOption = Annotated[
@@ -84,7 +84,7 @@ def build(
         )
     except DashgenError as error:
         raise _fail(error) from None
-    shown = _display(config.output)
+    shown = _display(config.output, config.root)
     if check:
         for item in drift:
             out.print(f"{item.kind}: {shown}/{item.path} {item.describe()}")
@@ -104,8 +104,6 @@ def build(
         out.print(f"{shown}/ already up to date ({dashboards} dashboards, {families} families)")
 
 
-def _display(path: Path) -> str:
-    try:
-        return path.resolve().relative_to(Path.cwd()).as_posix()
-    except ValueError:
-        return str(path)
+def _display(path: Path, root: Path) -> str:
+    """Paths as the project names them: relative to the pyproject.toml dir."""
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)

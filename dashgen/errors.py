@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+#: Control characters shown escaped, so that a hostile title cannot break the one line.
+_VISIBLE = {code: f"\\x{code:02x}" for code in [*range(0x20), 0x7F]}
+
 
 class DashgenError(Exception):
     """Bad input: says what is wrong and where (file, metric, panel), in one line.
@@ -11,6 +14,6 @@ class DashgenError(Exception):
     """
 
     def __init__(self, where: str, message: str) -> None:
-        self.where = where
+        self.where = where.translate(_VISIBLE)
         self.message = " ".join(message.split())
-        super().__init__(f"{where}: {self.message}" if where else self.message)
+        super().__init__(f"{self.where}: {self.message}" if where else self.message)

@@ -59,6 +59,10 @@ def _marker(index: int) -> str:
 
 def export_catalog(specs: Sequence[MetricSpec]) -> Exported:
     """Register every declaration on a private provider, trigger each, collect once."""
+    return _read_families(specs, _collect(specs))
+
+
+def _collect(specs: Sequence[MetricSpec]) -> list[PromFamily]:
     registry = CollectorRegistry()
     provider = MeterProvider(
         metric_readers=[PrometheusMetricReader(registry=registry)], shutdown_on_exit=False
@@ -72,10 +76,9 @@ def export_catalog(specs: Sequence[MetricSpec]) -> Exported:
                 raise DashgenError(
                     where(spec), f"the OpenTelemetry SDK rejects it: {error}"
                 ) from None
-        collected = list(registry.collect())
+        return list(registry.collect())
     finally:
         provider.shutdown()
-    return _read_families(specs, collected)
 
 
 def _trigger(meter: Meter, spec: MetricSpec) -> None:
@@ -111,7 +114,7 @@ def _read_families(specs: Sequence[MetricSpec], collected: list[PromFamily]) -> 
     sample_owner: dict[str, int] = {}
     families: list[Family] = []
     for prom in collected:
-        owners = sorted({_owner(s.labels) for s in prom.samples} - {None})  # type: ignore[type-var]
+        owners = sorted({o for s in prom.samples if (o := _owner(s.labels)) is not None})
         if len(owners) > 1:
             first, second = (specs[i] for i in owners[:2])
             raise DashgenError(
@@ -121,7 +124,7 @@ def _read_families(specs: Sequence[MetricSpec], collected: list[PromFamily]) -> 
             )
         source = ""
         if owners:
-            owner: int = owners[0]
+            owner = owners[0]
             by_spec[owner].append(prom)
             spec = specs[owner]
             source = f"{spec.file}:{spec.line}"
@@ -134,8 +137,33 @@ def _read_families(specs: Sequence[MetricSpec], collected: list[PromFamily]) -> 
                         f"{specs[other].line}): both export the sample '{sample}'",
                     )
         families.append(_family(prom, source))
+    for index, spec in enumerate(specs):
+        if not by_spec[index]:
+            _explain_lost(spec, specs, by_spec)
     exported = {spec.name: _exported(spec, by_spec[i]) for i, spec in enumerate(specs)}
     return Exported(metrics=exported, families=tuple(sorted(families, key=lambda f: f.name)))
+
+
+def _explain_lost(
+    spec: MetricSpec, specs: Sequence[MetricSpec], by_spec: Mapping[int, list[PromFamily]]
+) -> None:
+    """A declaration without a family of its own was merged into another one.
+
+    When two instruments with different attributes merge into one family, the exporter
+    pairs label names and values by position, so the scope label cannot say whose sample
+    is whose. Exporting the lost declaration alone tells its family name; the other
+    declaration with that family name is the one it collides with.
+    """
+    alone = [f.name for f in _collect([spec]) if f.type != "info"]
+    for index, families in by_spec.items():
+        if any(f.name in alone for f in families):
+            other = specs[index]
+            raise DashgenError(
+                where(spec),
+                f"collides with '{other.name}' ({other.file}:{other.line}): both export as "
+                f"Prometheus family '{alone[0]}'",
+            )
+    raise DashgenError(where(spec), "the exporter produced no family for it")
 
 
 def _owner(labels: Mapping[str, str]) -> int | None:
@@ -154,11 +182,7 @@ def _family(prom: PromFamily, source: str) -> Family:
 
 
 def _exported(spec: MetricSpec, proms: list[PromFamily]) -> ExportedMetric:
-    if len(proms) != 1:
-        raise DashgenError(
-            where(spec), f"expected one exported family, the exporter produced {len(proms)}"
-        )
-    prom = proms[0]
+    (prom,) = proms
     labels = _attribute_labels(spec, prom)
     family = _family(prom, f"{spec.file}:{spec.line}")
     if spec.kind is not Kind.HISTOGRAM:
@@ -184,7 +208,7 @@ def _attribute_labels(spec: MetricSpec, prom: PromFamily) -> dict[str, str]:
             raise DashgenError(
                 where(spec),
                 f"attribute '{attribute}' is lost in export: it collides with another "
-                f"attribute or a reserved label (declared: {clashing + [attribute]})",
+                f"attribute or a reserved label (declared: {[*clashing, attribute]})",
             )
         labels[attribute] = label
     return labels

@@ -8,11 +8,11 @@ exporter, and the plan stage puts the two together.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Literal
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     """The seven OpenTelemetry instrument kinds."""
 
     COUNTER = "Counter"

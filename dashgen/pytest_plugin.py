@@ -1,1 +1,1 @@
-placeholder
+"""pytest plugin: the dashboard contract inside the user's own test suite."""

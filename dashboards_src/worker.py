@@ -1,0 +1,87 @@
+"""A background job worker: backlog, throughput, duration, retries and failures."""
+
+from dashgen import (
+    Counter,
+    Dashboard,
+    Histogram,
+    ObservableCounter,
+    ObservableGauge,
+    ObservableUpDownCounter,
+    Row,
+    hints,
+)
+
+QUEUE = "queue"
+JOB_TYPE = "job.type"
+REASON = "failure.reason"
+
+QUEUE_DEPTH = ObservableGauge(
+    "worker.queue.depth",
+    unit="{job}",
+    description="Jobs waiting in each queue, read from the broker at collection time.",
+    labels=[QUEUE],
+    hint=[
+        hints.Current(title="Backlog by queue", style="bargauge", by=(QUEUE,), agg="max"),
+        hints.Current(title="Backlog over time", by=(QUEUE,), agg="max"),
+    ],
+)
+
+BUSY_WORKERS = ObservableUpDownCounter(
+    "worker.busy",
+    unit="{worker}",
+    description="Worker processes currently running a job.",
+    hint=hints.Current(
+        title="Busy workers", style="gauge", thresholds=((6, "orange"), (8, "red")), width=6
+    ),
+)
+
+JOBS_PROCESSED = ObservableCounter(
+    "worker.jobs.processed",
+    unit="{job}",
+    description="Jobs finished, as counted by the worker pool.",
+    labels=[JOB_TYPE],
+    hint=hints.Rate(title="Jobs per second by type", by=(JOB_TYPE,)),
+)
+
+JOB_DURATION = Histogram(
+    "worker.job.duration",
+    unit="s",
+    description="Wall time of one job run, retries excluded.",
+    labels=[JOB_TYPE],
+    buckets=[0.1, 0.5, 1, 5, 10, 30, 60, 300],
+    hint=[
+        hints.Quantiles(title="Job duration by type", by=(JOB_TYPE,), quantiles=(0.5, 0.95)),
+        hints.Heatmap(title="Job duration distribution"),
+    ],
+)
+
+RETRIES = Counter(
+    "worker.job.retries",
+    unit="{retry}",
+    description="Job runs that were retried.",
+    labels=[JOB_TYPE],
+    hint=hints.Rate(title="Retries per second by type", by=(JOB_TYPE,)),
+)
+
+FAILURES = Counter(
+    "worker.job.failures",
+    unit="{job}",
+    description="Jobs that failed for good, by reason.",
+    labels=[JOB_TYPE, REASON],
+    hint=[
+        hints.Rate(title="Failures per second by reason", by=(REASON,)),
+        hints.Increase(title="Failures in range", by=(REASON,), width=6),
+    ],
+)
+
+DASHBOARD = Dashboard(
+    "Job worker",
+    uid="job-worker",
+    description="Backlog, throughput and failures of the background job worker.",
+    tags=["example", "worker"],
+    rows=[
+        Row("Backlog", [QUEUE_DEPTH, BUSY_WORKERS]),
+        Row("Throughput", [JOBS_PROCESSED, JOB_DURATION]),
+        Row("Errors", [RETRIES, FAILURES]),
+    ],
+)

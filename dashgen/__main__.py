@@ -1,0 +1,3 @@
+from dashgen.cli import app
+
+app(prog_name="dashgen")
