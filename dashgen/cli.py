@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +12,8 @@ from rich.console import Console
 from dashgen.build import generate
 from dashgen.config import Config, load_config
 from dashgen.errors import DashgenError
+from dashgen.report import render_human, to_json
+from dashgen.verify import verify as run_verify
 from dashgen.write import diff_tree, write_tree
 
 app = typer.Typer(
@@ -107,3 +110,51 @@ def build(
 def _display(path: Path, root: Path) -> str:
     """Paths as the project names them: relative to the pyproject.toml dir."""
     return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+
+
+class OutputFormat(StrEnum):
+    human = "human"
+    json = "json"
+
+
+@app.command()
+def verify(
+    dashboards: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Dir of dashboard JSON to check [default: the configured output dir].",
+            show_default=False,
+        ),
+    ] = None,
+    instruments: Annotated[
+        str | None,
+        typer.Option(
+            "--instruments",
+            help="module:function that creates plain OTel instruments; use instead of the "
+            "dashgen sources, for code that knows nothing of dashgen.",
+        ),
+    ] = None,
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", help="human, or json (schema: docs/verify-json.md).")
+    ] = OutputFormat.human,
+    sources: SourcesOption = None,
+    output: OutputOption = None,
+    project: ConfigDirOption = Path("."),
+) -> None:
+    """Check dashboards against what the code really exports.
+
+    Every metric and label a query uses must exist in code, every family in code must be on
+    a dashboard, and (when checking the output dir) generated files must not be stale.
+    Exit 0 clean, 1 findings, 2 bad input.
+    """
+    try:
+        config = _config(project, sources=sources, output=output, instruments=instruments)
+        result = run_verify(config, dashboards if dashboards is not None else config.output)
+    except DashgenError as error:
+        raise _fail(error) from None
+    if output_format is OutputFormat.json:
+        out.print(to_json(result), markup=False, highlight=False)
+    else:
+        render_human(result, out)
+    if not result.ok:
+        raise typer.Exit(1)

@@ -8,18 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dashgen.contract import DEFAULT_SCRAPE_LABELS, ContractRules, ExternalMetric
 from dashgen.errors import DashgenError
-
-DEFAULT_SCRAPE_LABELS = ("instance", "job")
-
-
-@dataclass(frozen=True)
-class External:
-    """Metrics produced outside the code (collector receivers, node-exporter, rules)."""
-
-    pattern: str
-    regex: bool
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -31,9 +21,14 @@ class Config:
     datasource_uid: str = "prometheus"
     dashboards_path: str = "/var/lib/grafana/dashboards/dashgen"
     instruments: str | None = None
-    scrape_labels: tuple[str, ...] = DEFAULT_SCRAPE_LABELS
-    external: tuple[External, ...] = ()
+    scrape_labels: frozenset[str] = DEFAULT_SCRAPE_LABELS
+    external: tuple[ExternalMetric, ...] = ()
     exclude: Mapping[str, str] = field(default_factory=dict)
+
+    def rules(self) -> ContractRules:
+        return ContractRules(
+            scrape_labels=self.scrape_labels, external=self.external, excluded=self.exclude
+        )
 
 
 _KEYS = {
@@ -82,7 +77,7 @@ def load_config(start: Path, overrides: Mapping[str, Any] | None = None) -> Conf
             datasource_uid=str(table.get("datasource_uid", Config.datasource_uid)),
             dashboards_path=str(table.get("dashboards_path", Config.dashboards_path)),
             instruments=table.get("instruments"),
-            scrape_labels=tuple(table.get("scrape_labels", DEFAULT_SCRAPE_LABELS)),
+            scrape_labels=frozenset(table.get("scrape_labels", DEFAULT_SCRAPE_LABELS)),
             external=tuple(_external(e) for e in table.get("external", [])),
             exclude={str(k): str(v) for k, v in table.get("exclude", {}).items()},
         )
@@ -90,10 +85,11 @@ def load_config(start: Path, overrides: Mapping[str, Any] | None = None) -> Conf
         raise DashgenError(where, f"malformed value: {error}") from None
 
 
-def _external(entry: Mapping[str, Any]) -> External:
+def _external(entry: Mapping[str, Any]) -> ExternalMetric:
+    """``{pattern = "node_.*", regex = true, reason = "node-exporter"}``: a reason is required."""
     reason = str(entry["reason"]).strip()
     if not reason:
         raise KeyError("external entries need a non-empty 'reason'")
-    return External(
-        pattern=str(entry["pattern"]), regex=bool(entry.get("regex", False)), reason=reason
+    return ExternalMetric(
+        pattern=str(entry["pattern"]), is_regex=bool(entry.get("regex", False)), reason=reason
     )

@@ -191,7 +191,7 @@ def test_layout_has_rows_and_no_overlaps(example: Project) -> None:
         assert document["panels"][0]["type"] == "row"
         for panel in panels(document):
             grid = panel["gridPos"]
-            assert 0 <= grid["x"] and grid["x"] + grid["w"] <= 24
+            assert grid["x"] >= 0 and grid["x"] + grid["w"] <= 24
             cells = {
                 (x, y)
                 for x in range(grid["x"], grid["x"] + grid["w"])
@@ -223,7 +223,16 @@ def test_build_is_byte_identical_across_hash_seeds(tmp_path: Path) -> None:
         out = tmp_path / f"out-{seed}"
         env = {**os.environ, "PYTHONHASHSEED": seed}
         subprocess.run(
-            [sys.executable, "-m", "dashgen", "build", "--output", str(out), "--project", str(REPO)],
+            [
+                sys.executable,
+                "-m",
+                "dashgen",
+                "build",
+                "--output",
+                str(out),
+                "--project",
+                str(REPO),
+            ],
             check=True,
             env=env,
             capture_output=True,
@@ -319,9 +328,7 @@ def test_provisioning_points_grafana_at_the_output(project: Project) -> None:
 
 
 BAD_SOURCES = [
-    pytest.param(
-        "def broken(:\n", "bad.py:1: syntax error", id="syntax-error"
-    ),
+    pytest.param("def broken(:\n", "bad.py:1: syntax error", id="syntax-error"),
     pytest.param(
         "raise RuntimeError('db not reachable')\n",
         "bad.py:1: importing bad.py failed: RuntimeError: db not reachable",

@@ -1,0 +1,542 @@
+"""The contract stage of ``verify``: dashboard queries against the families the exporter made.
+
+A pure function from parsed dashboards, exported families and rules to findings, so it can be
+tested without files and reused by any front end. Names are compared as Prometheus stores
+them, i.e. by *sample* name (``x_total``, ``x_bucket``), never by family name.
+
+Checks:
+
+* forward: a selector's exact metric name is no exported sample (``unknown-metric``, with a
+  "did you mean" hint), or its ``__name__`` regex matches none (``unmatched-regex``);
+* labels: a matcher label is not on the selector's family, or a grouping label is on none of
+  the families the query reads and the query does not introduce it (``unknown-label``);
+* reverse: an exported family no query reads (``unpanelled-family``);
+* a query the parser rejected (``unparsable-query``).
+
+External metrics (from config) are never missing and never required; excluded families are
+never required. When a family's label set is unknown, label checks against it are skipped and
+an ``info`` line says so instead of guessing.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import NamedTuple
+
+from dashgen.dashboards import DashboardQueries, ParsedTarget, Target
+from dashgen.errors import DashgenError
+from dashgen.families import Family
+from dashgen.promql import QueryRefs, Selector
+
+UNKNOWN_METRIC = "unknown-metric"
+UNKNOWN_LABEL = "unknown-label"
+UNPANELLED_FAMILY = "unpanelled-family"
+UNPARSABLE_QUERY = "unparsable-query"
+UNMATCHED_REGEX = "unmatched-regex"
+# Produced by the build/verify front end from the generated files, not by check_contract.
+STALE_FILE = "stale-file"
+MISSING_FILE = "missing-file"
+ORPHAN_FILE = "orphan-file"
+
+DEFAULT_SCRAPE_LABELS = frozenset({"job", "instance"})
+
+_HISTOGRAM_SUFFIXES = ("_bucket", "_count", "_sum")
+# Unit words of Prometheus naming conventions, only used to explain "did you mean" hints.
+_UNIT_WORDS = (
+    "seconds|milliseconds|microseconds|nanoseconds|minutes|hours|days|ms|us|ns"
+    "|bytes|kibibytes|mebibytes|gibibytes|tibibytes|kilobytes|megabytes|gigabytes|terabytes"
+    "|bits|meters|volts|amperes|joules|watts|grams|celsius|hertz|percent|ratio"
+)
+_PER_WORDS = "second|minute|hour|day|week|month|year"
+_NAME_PARTS = re.compile(
+    rf"(?P<stem>.*?)(?:_(?:{_UNIT_WORDS}))?(?:_per_(?:{_PER_WORDS}|{_UNIT_WORDS}))?"
+    r"(?P<tail>_total|_bucket|_count|_sum)?"
+)
+_NOT_NAME_CHAR = re.compile(r"[^A-Za-z0-9_:]")
+_SHORTLIST = 20
+
+
+@dataclass(frozen=True)
+class ExternalMetric:
+    """A metric that comes from elsewhere (collector, node-exporter, recording rule).
+
+    It is never reported missing and never required on a dashboard; ``reason`` documents why.
+    """
+
+    pattern: str
+    is_regex: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class ContractRules:
+    """What the checks accept besides the exported families (from ``[tool.dashgen]``)."""
+
+    scrape_labels: frozenset[str] = DEFAULT_SCRAPE_LABELS
+    external: tuple[ExternalMetric, ...] = ()
+    excluded: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem, located down to the target, with a one-line fix."""
+
+    kind: str
+    file: str
+    dashboard: str
+    panel: str
+    ref_id: str
+    subject: str
+    message: str
+    hint: str
+
+    def sort_key(self) -> tuple[str, ...]:
+        """File, panel, refId, kind, subject first; the rest only breaks ties."""
+        return (
+            self.file,
+            self.panel,
+            self.ref_id,
+            self.kind,
+            self.subject,
+            self.dashboard,
+            self.message,
+            self.hint,
+        )
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """Findings in a deterministic order, plus the counts a summary needs.
+
+    ``targets`` counts every target seen: ``parsed`` ones, skipped ones (non-Prometheus
+    datasource and the like) and the rest, which failed to parse.
+    """
+
+    findings: tuple[Finding, ...]
+    dashboards: int
+    targets: int
+    parsed: int
+    skipped: int
+    skipped_reasons: Mapping[str, int]
+    info: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when there is nothing to fix (``info`` lines do not count)."""
+        return not self.findings
+
+
+def check_contract(
+    dashboards: Sequence[DashboardQueries], families: Sequence[Family], rules: ContractRules
+) -> VerifyResult:
+    """Compare every parsed target with the exported families and return all findings."""
+    checker = _Checker(_Exported(families, rules), rules)
+    targets = parsed = 0
+    skipped_reasons: Counter[str] = Counter()
+    for dash in dashboards:
+        for parsed_target in dash.targets:
+            targets += 1
+            parsed += parsed_target.refs is not None
+            checker.check_target(parsed_target)
+        targets += len(dash.skipped)
+        skipped_reasons.update(s.reason for s in dash.skipped)
+    checker.check_unpanelled(families)
+    return VerifyResult(
+        findings=tuple(sorted(checker.findings, key=Finding.sort_key)),
+        dashboards=len(dashboards),
+        targets=targets,
+        parsed=parsed,
+        skipped=sum(skipped_reasons.values()),
+        skipped_reasons=dict(sorted(skipped_reasons.items())),
+        info=tuple(sorted(checker.info)),
+    )
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _quote_list(names: Iterable[str]) -> str:
+    return ", ".join(f"`{n}`" for n in names)
+
+
+def _did_you_mean(names: Sequence[str], why: str = "") -> str:
+    listed = _quote_list(names[:-1]) + " or " if len(names) > 1 else ""
+    listed += f"`{names[-1]}`"
+    return f"did you mean {listed}?" + (f" ({why})" if why else "")
+
+
+class _RegexMatch(NamedTuple):
+    """The exported samples a ``__name__`` regex matches, and whether it may select externals.
+
+    Regex overlap is undecidable in general, so "may select externals" means: the same regex
+    text is declared external, or an exact external name matches it.
+    """
+
+    samples: tuple[str, ...]
+    external: bool
+
+
+class _Exported:
+    """Indexes over the exported families and the externals, built once per run."""
+
+    def __init__(self, families: Sequence[Family], rules: ContractRules) -> None:
+        self.by_sample: dict[str, list[Family]] = {}
+        for family in families:
+            for sample in family.samples:
+                self.by_sample.setdefault(sample, []).append(family)
+        self.sample_names = sorted(self.by_sample)
+        self._external_names = {e.pattern for e in rules.external if not e.is_regex}
+        self._external_regexes = {
+            e.pattern: _compile_external(e) for e in rules.external if e.is_regex
+        }
+        self._regexes: dict[str, _RegexMatch | re.error] = {}
+        self._hints: dict[str, str] = {}
+
+    def is_external(self, name: str) -> bool:
+        """Whether config declares ``name`` as coming from elsewhere."""
+        return name in self._external_names or any(
+            r.fullmatch(name) for r in self._external_regexes.values()
+        )
+
+    def regex_matches(self, regex: str) -> _RegexMatch:
+        """What a ``__name__`` regex selects, compiled and matched once per distinct text.
+
+        Raises ``re.error`` when Python cannot compile the regex.
+        """
+        cached = self._regexes.get(regex)
+        if cached is None:
+            try:
+                compiled = re.compile(regex)
+            except re.error as exc:
+                cached = exc
+            else:
+                cached = _RegexMatch(
+                    samples=tuple(s for s in self.sample_names if compiled.fullmatch(s)),
+                    external=regex in self._external_regexes
+                    or any(compiled.fullmatch(name) for name in self._external_names),
+                )
+            self._regexes[regex] = cached
+        if isinstance(cached, re.error):
+            raise cached
+        return cached
+
+    def unknown_metric_hint(self, name: str) -> str:
+        """How to fix a name no family exports, with the nearest real sample names."""
+        if name not in self._hints:
+            self._hints[name] = self._compute_hint(name)
+        return self._hints[name]
+
+    @cached_property
+    def _unit_variants(self) -> dict[str, list[str]]:
+        """Sample names keyed by name without its unit words: only needed for hints."""
+        variants: dict[str, list[str]] = {}
+        for sample in self.sample_names:
+            variants.setdefault(_without_unit(sample), []).append(sample)
+        return variants
+
+    def _compute_hint(self, name: str) -> str:
+        sanitized = _NOT_NAME_CHAR.sub("_", name)
+        renamed = "the exporter turns dots and other characters into `_`"
+        if sanitized != name and sanitized in self.by_sample:
+            return _did_you_mean([sanitized], renamed)
+        names, why = self._near_names(sanitized)
+        if names:
+            if sanitized != name:
+                why = f"{renamed}; {why}" if why else renamed
+            return _did_you_mean(names, why)
+        return (
+            "no exported sample is close: fix the name, make sure the instrument records at "
+            "least once, or declare the metric external with a reason"
+        )
+
+    def _near_names(self, name: str) -> tuple[list[str], str]:
+        """Candidates for the common naming slips first, then plain string closeness."""
+        known = self.by_sample
+        units = [v for v in self._unit_variants.get(_without_unit(name), []) if v != name]
+        if units:
+            return units[:3], "the unit suffix comes from the instrument's unit"
+        base = name.removesuffix("_total")
+        if base != name and base in known:
+            why = f"`{base}` is a {known[base][0].type}: only counter samples end in `_total`"
+            return [base], why
+        if f"{name}_total" in known:
+            return [f"{name}_total"], "counter samples end in `_total`"
+        for suffix in _HISTOGRAM_SUFFIXES:
+            base = name.removesuffix(suffix)
+            if base != name:
+                found = [c for c in (base, f"{base}_total") if c in known]
+                if found:
+                    kind = known[found[0]][0].type
+                    return found, f"a {kind} has no `{suffix}` sample, only histograms do"
+        parts = [f"{name}{suffix}" for suffix in _HISTOGRAM_SUFFIXES if f"{name}{suffix}" in known]
+        if parts:
+            return parts, "a histogram exports only `_bucket`, `_count` and `_sum` samples"
+        return difflib.get_close_matches(name, self._shortlist(name), n=3, cutoff=0.75), ""
+
+    @cached_property
+    def _trigram_index(self) -> dict[str, list[str]]:
+        """Sample names by the character trigrams they contain: only needed for hints."""
+        index: dict[str, list[str]] = {}
+        for sample in self.sample_names:
+            for gram in _trigrams(sample):
+                index.setdefault(gram, []).append(sample)
+        return index
+
+    def _shortlist(self, name: str) -> list[str]:
+        """The samples sharing most trigrams with ``name``.
+
+        difflib over every sample costs seconds when a thousand names are unknown; names it
+        would call close share most of their trigrams, so it only sees the best few.
+        """
+        shared: Counter[str] = Counter()
+        for gram in _trigrams(name):
+            shared.update(self._trigram_index.get(gram, ()))
+        return [sample for sample, _ in shared.most_common(_SHORTLIST)]
+
+
+def _compile_external(external: ExternalMetric) -> re.Pattern[str]:
+    try:
+        return re.compile(external.pattern)
+    except re.error as exc:
+        raise DashgenError(
+            "external metrics", f"pattern `{external.pattern}` is not a valid regex: {exc}"
+        ) from exc
+
+
+def _trigrams(name: str) -> set[str]:
+    padded = f"^{name}$"
+    return {padded[i : i + 3] for i in range(len(padded) - 2)}
+
+
+def _without_unit(name: str) -> str:
+    match = _NAME_PARTS.fullmatch(name)
+    assert match is not None  # the stem can take the whole name
+    return match["stem"] + (match["tail"] or "")
+
+
+def _label_hint(label: str, known: frozenset[str]) -> str:
+    if label == "le":
+        return "only histogram `_bucket` samples have `le`"
+    sanitized = _NOT_NAME_CHAR.sub("_", label)
+    if sanitized != label and sanitized in known:
+        return _did_you_mean([sanitized], "the exporter turns dots into `_` in attribute names")
+    near = difflib.get_close_matches(label, sorted(known), n=3, cutoff=0.6)
+    if near:
+        return _did_you_mean(near)
+    return "use a label the metric has, or record the attribute where the metric is recorded"
+
+
+class _Checker:
+    """Walks the targets once, collecting findings, info lines and the samples queries read."""
+
+    def __init__(self, exported: _Exported, rules: ContractRules) -> None:
+        self.exported = exported
+        self.rules = rules
+        self.findings: set[Finding] = set()
+        self.info: set[str] = set()
+        self.used: set[str] = set()
+
+    def check_target(self, parsed: ParsedTarget) -> None:
+        """Check one target; grouping labels only when every selector resolved to families."""
+        target = parsed.target
+        if parsed.refs is None:
+            error = _one_line(parsed.error or "no parse result")
+            self._add(
+                target,
+                UNPARSABLE_QUERY,
+                _one_line(target.expr),
+                f"query does not parse: {error}",
+                "fix the PromQL; Grafana variables are substituted before parsing, "
+                "so also check the text around them",
+            )
+            return
+        refs = parsed.refs
+        if refs.placeholder_metric:
+            self.info.add(
+                f"{_where(target)}: a metric name comes from a Grafana variable, not checked"
+            )
+        read: set[Family] = set()
+        complete = True
+        for selector in refs.selectors:
+            families = self._resolve(target, selector)
+            if families is None:
+                complete = False
+            else:
+                read |= families
+        if complete and read:
+            self._check_grouping(target, refs, read)
+
+    def check_unpanelled(self, families: Sequence[Family]) -> None:
+        """Report families no query reads, except info, excluded and external ones."""
+        excluded = self.rules.excluded
+        matched_exclusions: set[str] = set()
+        for family in families:
+            exclusion = {family.name, *family.samples} & excluded.keys()
+            matched_exclusions |= exclusion
+            if (
+                exclusion
+                or family.type == "info"
+                or "target_info" in family.samples
+                or any(s in self.used for s in family.samples)
+                or any(self.exported.is_external(s) for s in family.samples)
+            ):
+                continue
+            declared = f", declared at {family.source}" if family.source else ""
+            self.findings.add(
+                Finding(
+                    kind=UNPANELLED_FAMILY,
+                    file="",
+                    dashboard="",
+                    panel="",
+                    ref_id="",
+                    subject=family.name,
+                    message=f"{family.type} `{family.name}` ({_quote_list(family.samples)}) "
+                    f"is on no dashboard{declared}",
+                    hint="add a panel that queries it, or exclude it with a reason if it is "
+                    "not meant for dashboards",
+                )
+            )
+        for name in excluded.keys() - matched_exclusions:
+            self.info.add(f"exclusion `{name}` matches no exported family")
+
+    def _resolve(self, target: Target, selector: Selector) -> frozenset[Family] | None:
+        """The families a selector reads, or None when it may read anything else.
+
+        A selector with neither a name nor a name regex (``{job="x"}``, a negated name, a name
+        from a Grafana variable) can read anything, so it neither proves usage nor fails.
+        """
+        if selector.metric is not None:
+            return self._resolve_name(target, selector, selector.metric)
+        if selector.name_regex is not None:
+            return self._resolve_regex(target, selector, selector.name_regex)
+        return None
+
+    def _resolve_name(
+        self, target: Target, selector: Selector, name: str
+    ) -> frozenset[Family] | None:
+        families = self.exported.by_sample.get(name)
+        if families is not None:
+            self.used.add(name)
+            self._check_matchers(target, selector, f"`{name}`", families)
+            return frozenset(families)
+        if self.exported.is_external(name):
+            return None
+        self._add(
+            target,
+            UNKNOWN_METRIC,
+            name,
+            f"no exported sample is named `{name}`",
+            self.exported.unknown_metric_hint(name),
+        )
+        return None
+
+    def _resolve_regex(
+        self, target: Target, selector: Selector, regex: str
+    ) -> frozenset[Family] | None:
+        try:
+            samples, covered = self.exported.regex_matches(regex)
+        except re.error as exc:
+            self._add(
+                target,
+                UNPARSABLE_QUERY,
+                regex,
+                f"`__name__` regex `{regex}` does not compile: {exc}",
+                "fix the regex",
+            )
+            return None
+        if not samples:
+            if not covered:
+                self._add(
+                    target,
+                    UNMATCHED_REGEX,
+                    regex,
+                    f'`__name__=~"{regex}"` matches no exported sample',
+                    "fix the regex (Prometheus anchors it: it must match the whole name), "
+                    "or declare this exact regex as an external metric with a reason",
+                )
+            return None
+        self.used.update(samples)
+        families = frozenset(f for s in samples for f in self.exported.by_sample[s])
+        if covered:
+            return None
+        self._check_matchers(target, selector, f'`__name__=~"{regex}"`', families)
+        return families
+
+    def _check_matchers(
+        self, target: Target, selector: Selector, what: str, families: Iterable[Family]
+    ) -> None:
+        candidates = selector.labels - self.rules.scrape_labels
+        if not candidates:
+            return
+        labels = self._labels_of(families)
+        if labels is None:
+            return
+        for label in sorted(candidates - labels):
+            self._add(
+                target,
+                UNKNOWN_LABEL,
+                label,
+                f"label `{label}` is not on {what} (it has {_quote_list(sorted(labels))})",
+                _label_hint(label, labels),
+            )
+
+    def _check_grouping(self, target: Target, refs: QueryRefs, read: set[Family]) -> None:
+        # Matcher labels were checked against their own selector already.
+        matcher_labels = {label for s in refs.selectors for label in s.labels}
+        candidates = (
+            refs.grouping_labels
+            - refs.introduced_labels
+            - self.rules.scrape_labels
+            - matcher_labels
+            - {"__name__"}
+        )
+        if not candidates:
+            return
+        labels = self._labels_of(read)
+        if labels is None:
+            return
+        names = _quote_list(sorted(f.name for f in read))
+        for label in sorted(candidates - labels):
+            self._add(
+                target,
+                UNKNOWN_LABEL,
+                label,
+                f"grouping label `{label}` is on none of the families this query reads ({names})",
+                _label_hint(label, labels),
+            )
+
+    def _labels_of(self, families: Iterable[Family]) -> frozenset[str] | None:
+        """Union of the families' labels; None (with an info line) if any is unknown."""
+        union: set[str] = set()
+        unknown = False
+        for family in families:
+            if family.labels is None:
+                self.info.add(f"label set unknown for family `{family.name}`: label check skipped")
+                unknown = True
+            else:
+                union.update(family.labels)
+        return None if unknown else frozenset(union)
+
+    def _add(self, target: Target, kind: str, subject: str, message: str, hint: str) -> None:
+        self.findings.add(
+            Finding(
+                kind=kind,
+                file=target.file,
+                dashboard=target.dashboard,
+                panel=target.panel,
+                ref_id=target.ref_id,
+                subject=subject,
+                message=message,
+                hint=hint,
+            )
+        )
+
+
+def _where(target: Target) -> str:
+    return f"{target.file}: panel {target.panel!r} refId {target.ref_id}"

@@ -1,0 +1,314 @@
+"""Dashboard JSON files -> the PromQL targets in them, parsed, for ``dashgen verify``.
+
+Reads any dashboard a user may have, generated or hand-written: the modern ``panels[]``
+layout, panels nested in collapsed rows, and the legacy ``rows[].panels[]`` layout. Each
+target is resolved to a datasource type; only Prometheus-compatible ones are parsed, the rest
+are kept as skipped with a reason so that reports can say what was not checked.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from dashgen.errors import DashgenError
+from dashgen.promql import PromQLError, QueryRefs, extract_refs, substitute_variables
+
+DEFAULT_DATASOURCE = "prometheus"
+"""Type assumed when nothing names one: dashboards with PromQL exprs default to Prometheus."""
+
+PROMETHEUS_TYPES = frozenset(
+    {"prometheus", "victoriametrics-metrics-datasource", "victoriametrics-datasource"}
+)
+"""Plugin types that take PromQL; any type containing "prometheus" also counts
+(``grafana-amazonprometheus-datasource``, ``grafana-azureprometheus-datasource``)."""
+
+# Datasource names Grafana gives a meaning of its own; None means "not set here, inherit".
+_BUILTIN: dict[str, str | None] = {
+    "-- mixed --": None,
+    "-- grafana --": "grafana",
+    "grafana": "grafana",
+    "-- dashboard --": "dashboard",
+    "__expr__": "__expr__",
+}
+# Words that mark a datasource name (or variable name) as not Prometheus, checked in order.
+_NOT_PROMETHEUS_WORDS = (
+    "loki",
+    "tempo",
+    "jaeger",
+    "zipkin",
+    "pyroscope",
+    "opensearch",
+    "elasticsearch",
+    "influx",
+    "graphite",
+    "logs",
+    "traces",
+)
+# A whole datasource string that is one Grafana variable: $ds, ${ds}, ${ds:text}, [[ds]].
+_VARIABLE_REF = re.compile(r"\$(\w+)|\$\{(\w+)(?:[.:][^}]*)?\}|\[\[(\w+)(?::\w+)?\]\]")
+_JSON_TYPES = {
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+    type(None): "null",
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """One query of one panel, with where it comes from for reports."""
+
+    file: str
+    dashboard: str
+    panel: str
+    panel_id: int | None
+    ref_id: str
+    expr: str
+    legend: str
+    datasource: str
+
+
+@dataclass(frozen=True)
+class ParsedTarget:
+    """A PromQL target: ``refs`` when it parsed, else ``error`` (a finding, not a crash)."""
+
+    target: Target
+    refs: QueryRefs | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class SkippedTarget:
+    """A target that verify cannot check (not PromQL, or no query), and why."""
+
+    target: Target
+    reason: str
+
+
+@dataclass(frozen=True)
+class DashboardQueries:
+    """One dashboard file: its panel titles (every non-row panel, "" when untitled) and
+    its targets."""
+
+    file: str
+    title: str
+    uid: str
+    panels: tuple[str, ...]
+    targets: tuple[ParsedTarget, ...]
+    skipped: tuple[SkippedTarget, ...]
+
+
+def read_dashboards(directory: Path, root: Path | None = None) -> list[DashboardQueries]:
+    """Every ``*.json`` directly in ``directory``, sorted by name.
+
+    File names in the results are relative to ``root``, by default ``directory`` itself.
+    """
+    if not directory.is_dir():
+        raise DashgenError(directory.as_posix(), "not a directory")
+    paths = sorted((p for p in directory.glob("*.json") if p.is_file()), key=lambda p: p.name)
+    return [read_dashboard(path, directory if root is None else root) for path in paths]
+
+
+def read_dashboard(path: Path, root: Path) -> DashboardQueries:
+    """Read one dashboard file; raises :class:`DashgenError` when it is not one."""
+    try:
+        file = path.relative_to(root).as_posix()
+    except ValueError:
+        file = path.as_posix()
+    dashboard = _load(path, file)
+    title = _text(dashboard.get("title"))
+    variables = _datasource_variables(dashboard)
+    panels: list[str] = []
+    parsed: list[ParsedTarget] = []
+    skipped: list[SkippedTarget] = []
+    for panel in _panels(dashboard, file):
+        panels.append(_text(panel.get("title")))
+        for target, reason in _targets(panel, file, title, variables):
+            if reason is not None:
+                skipped.append(SkippedTarget(target, reason))
+                continue
+            try:
+                refs = extract_refs(substitute_variables(target.expr))
+            except PromQLError as error:
+                parsed.append(ParsedTarget(target, None, str(error)))
+            else:
+                parsed.append(ParsedTarget(target, refs, None))
+    return DashboardQueries(
+        file=file,
+        title=title,
+        uid=_text(dashboard.get("uid")),
+        panels=tuple(panels),
+        targets=tuple(parsed),
+        skipped=tuple(skipped),
+    )
+
+
+def _targets(
+    panel: dict[str, object], file: str, dashboard: str, variables: dict[str, str]
+) -> Iterator[tuple[Target, str | None]]:
+    """Each target of ``panel`` with its resolved datasource, and why to skip it (or None)."""
+    title = _text(panel.get("title"))
+    targets = panel.get("targets")
+    if targets is None:
+        return
+    if not isinstance(targets, list):
+        raise DashgenError(file, f"panel {title!r}: 'targets' is not a list")
+    panel_id = panel.get("id")
+    panel_datasource = _resolve(panel.get("datasource"), variables)
+    for position, raw in enumerate(targets):
+        if not isinstance(raw, dict):
+            raise DashgenError(file, f"panel {title!r}: a target is not an object")
+        ref_id = raw.get("refId")
+        expr = raw.get("expr")
+        datasource = (
+            _resolve(raw.get("datasource"), variables) or panel_datasource or DEFAULT_DATASOURCE
+        )
+        target = Target(
+            file=file,
+            dashboard=dashboard,
+            panel=title,
+            panel_id=panel_id if type(panel_id) is int else None,
+            ref_id=ref_id if isinstance(ref_id, str) and ref_id else _ref_id(position),
+            expr=_text(expr),
+            legend=_text(raw.get("legendFormat")),
+            datasource=datasource,
+        )
+        yield target, _skip_reason(datasource, expr)
+
+
+def _load(path: Path, file: str) -> dict[str, object]:
+    """The dashboard object in ``path``, unwrapped from the API export form if needed."""
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except OSError as error:
+        raise DashgenError(file, f"cannot read: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise DashgenError(
+            file, f"not UTF-8: byte 0x{error.object[error.start]:02x} at offset {error.start}"
+        ) from None
+    try:
+        data: object = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DashgenError(
+            file, f"not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
+        ) from None
+    except RecursionError:
+        raise DashgenError(file, "not valid JSON: nested too deeply") from None
+    if isinstance(data, dict) and "panels" not in data and "rows" not in data:
+        wrapped = data.get("dashboard")  # {"dashboard": {...}, "meta": {...}} (HTTP API)
+        data = wrapped if isinstance(wrapped, dict) else data
+    if not isinstance(data, dict):
+        found = _JSON_TYPES[type(data)]
+        raise DashgenError(file, f"not a Grafana dashboard: the top level is {found}")
+    if "panels" not in data and "rows" not in data:
+        raise DashgenError(file, "not a Grafana dashboard: no 'panels' or 'rows'")
+    return data
+
+
+def _panels(dashboard: dict[str, object], file: str) -> Iterator[dict[str, object]]:
+    """Every non-row panel in display order: top-level, inside rows, or in legacy rows."""
+    for key in ("panels", "rows"):
+        for item in _objects(dashboard.get(key), key, file):
+            if key == "rows" or item.get("type") == "row":
+                yield from _objects(item.get("panels"), f"{key}[].panels", file)
+            else:
+                yield item
+
+
+def _objects(value: object, key: str, file: str) -> list[dict[str, object]]:
+    """The objects in a list-valued key (missing or null: none); anything else is an error."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise DashgenError(file, f"'{key}' is not a list")
+    objects: list[dict[str, object]] = []
+    for item in value:
+        if not isinstance(item, dict):
+            raise DashgenError(file, f"'{key}' has an item that is not an object")
+        objects.append(item)
+    return objects
+
+
+def _datasource_variables(dashboard: dict[str, object]) -> dict[str, str]:
+    """Variable name -> plugin type, from datasource template variables and ``__inputs``.
+
+    ``__inputs`` (the export form, ``${DS_PROMETHEUS}``) wins over a template variable of
+    the same name. Malformed entries are ignored: these are only hints.
+    """
+    variables: dict[str, str] = {}
+    templating = dashboard.get("templating")
+    entries = templating.get("list") if isinstance(templating, dict) else None
+    for entry in entries if isinstance(entries, list) else ():
+        if isinstance(entry, dict) and entry.get("type") == "datasource":
+            name, plugin = entry.get("name"), entry.get("query")
+            if isinstance(name, str) and isinstance(plugin, str) and plugin:
+                variables[name] = plugin
+    inputs = dashboard.get("__inputs")
+    for entry in inputs if isinstance(inputs, list) else ():
+        if isinstance(entry, dict):
+            name, plugin = entry.get("name"), entry.get("pluginId")
+            if isinstance(name, str) and isinstance(plugin, str) and plugin:
+                variables[name] = plugin
+    return variables
+
+
+def _resolve(value: object, variables: dict[str, str]) -> str | None:
+    """The plugin type a panel or target ``datasource`` names, or None to inherit.
+
+    Accepts an object with a ``type`` (the type wins), an object with only a ``uid``, or a
+    string; a uid or string may be a variable (looked up in ``variables``), one of Grafana's
+    built-in names, or a plain datasource name or uid. Names carry no type, so a name is
+    taken as Prometheus-compatible ("Victoria Metrics", "prometheus", "webstore-metrics")
+    unless it contains a word such as "loki", "tempo", "jaeger" or "logs". An unknown
+    variable is judged by its name the same way (``${lokids}`` is Loki).
+    """
+    if isinstance(value, dict):
+        kind = value.get("type")
+        if isinstance(kind, str) and kind and kind != "datasource" and "$" not in kind:
+            return kind
+        value = value.get("uid")
+    if not isinstance(value, str) or not value.strip():
+        return None
+    name = value.strip()
+    if name.lower() in _BUILTIN:
+        return _BUILTIN[name.lower()]
+    reference = _VARIABLE_REF.fullmatch(name)
+    if reference is not None:
+        name = next(group for group in reference.groups() if group is not None)
+        if name in variables:
+            return variables[name]
+    lowered = name.lower()
+    return next((word for word in _NOT_PROMETHEUS_WORDS if word in lowered), DEFAULT_DATASOURCE)
+
+
+def _skip_reason(datasource: str, expr: object) -> str | None:
+    """Why a target is not parsed as PromQL, or None when it is."""
+    if datasource == "__expr__":
+        return "server-side expression"
+    if datasource not in PROMETHEUS_TYPES and "prometheus" not in datasource:
+        return f"{datasource} datasource"
+    if not isinstance(expr, str):
+        return "no expr"
+    if not expr.strip():
+        return "empty expr"
+    return None
+
+
+def _ref_id(position: int) -> str:
+    """Grafana's refId for the target at ``position`` when none is stored: A..Z, AA, AB..."""
+    letters = ""
+    position += 1
+    while position:
+        position, digit = divmod(position - 1, 26)
+        letters = chr(ord("A") + digit) + letters
+    return letters
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""

@@ -1,0 +1,303 @@
+"""PromQL from Grafana targets -> the metric and label names it references.
+
+Grafana variables make most real queries unparseable (``rate(x[$__rate_interval])``,
+``by ($group)``), so :func:`substitute_variables` first puts a placeholder of the right kind
+at each variable's position; :func:`extract_refs` then parses with promql-parser and walks
+the AST. Placeholder names start with :data:`PLACEHOLDER`, and ``__`` is reserved by
+Prometheus, so they can never be mistaken for real metric or label names.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import promql_parser
+from promql_parser import (
+    AggregateExpr,
+    BinaryExpr,
+    Call,
+    Expr,
+    Matcher,
+    MatchOp,
+    MatrixSelector,
+    ParenExpr,
+    StringLiteral,
+    SubqueryExpr,
+    UnaryExpr,
+    VectorSelector,
+)
+
+PLACEHOLDER = "__dashgen_var"
+"""Prefix of the names that stand for a metric or label name from a Grafana variable."""
+
+_DURATION = "5m"
+_NUMBER = "1"
+
+# Grafana's own three variable syntaxes: $var, ${var[.field][:format]}, [[var[:format]]].
+_VARIABLE = re.compile(r"\$\w+|\$\{\w+(?:\.[^:}]*)?(?::[^}]*)?\}|\[\[\w+(?::\w+)?\]\]")
+# Characters where the scanner's context can change; everything between them is copied.
+_SPECIAL = re.compile(r"[\"'`#$\[\](){}]")
+_NON_SPACE = re.compile(r"\S")
+# A string literal from its opening quote; an unterminated one runs to the end of input.
+_STRING_END = {
+    '"': re.compile(r'"(?:\\.|[^"\\])*"?', re.DOTALL),
+    "'": re.compile(r"'(?:\\.|[^'\\])*'?", re.DOTALL),
+    "`": re.compile(r"`[^`]*`?"),
+}
+# promql-parser overflows its native stack (a crash, not an exception) at a few thousand
+# levels of nesting; this bounds the depth. The largest corpus query has 157.
+_NESTING = re.compile(r"[(\[+\-*/%^<>=!]|\b(?:and|or|unless|atan2)\b", re.IGNORECASE)
+_MAX_NESTING = 2000
+_GROUPING = frozenset({"by", "without", "on", "ignoring", "group_left", "group_right"})
+_LABEL_CREATORS = frozenset({"label_replace", "label_join"})
+
+
+class PromQLError(ValueError):
+    """The query does not parse, even after variable substitution (one-line message)."""
+
+
+@dataclass(frozen=True)
+class Selector:
+    """One series selector; one per ``or`` branch of ``{a="1" or b="2"}``.
+
+    A selector with neither ``metric`` nor ``name_regex`` (``{job="x"}``, a negated name or a
+    name from a variable) matches names that cannot be known here.
+    """
+
+    metric: str | None
+    name_regex: str | None
+    negated_name: bool
+    labels: frozenset[str]
+
+
+@dataclass(frozen=True)
+class QueryRefs:
+    """Everything a query needs to exist: selectors, plus label names used outside them."""
+
+    selectors: tuple[Selector, ...]
+    grouping_labels: frozenset[str]
+    introduced_labels: frozenset[str]
+    placeholder_metric: bool
+
+
+def _is_name_char(char: str) -> bool:
+    return char.isalnum() or char in "_:"
+
+
+def _prev_index(expr: str, index: int) -> int:
+    """Index of the last non-space character before ``index``, or -1."""
+    index -= 1
+    while index >= 0 and expr[index].isspace():
+        index -= 1
+    return index
+
+
+def _word_before(expr: str, index: int) -> str:
+    """The identifier that ends right before ``index`` (spaces skipped), or ""."""
+    end = _prev_index(expr, index) + 1
+    start = end
+    while start > 0 and _is_name_char(expr[start - 1]):
+        start -= 1
+    return expr[start:end].lower()
+
+
+def _string_end(expr: str, index: int) -> int:
+    """Where the string literal opening at ``index`` ends (its patterns always match)."""
+    literal = _STRING_END[expr[index]].match(expr, index)
+    assert literal is not None
+    return literal.end()
+
+
+def _replacement(expr: str, start: int, end: int, context: str) -> str:
+    """What to put in place of the variable ``expr[start:end]``, from where it stands."""
+    if context == "[":
+        # `[$__range]` -> `[5m]`; `[${__range_s}s]` already has its unit.
+        return _NUMBER if expr[end : end + 1].isalpha() else _DURATION
+    glued = (start > 0 and _is_name_char(expr[start - 1])) or (
+        end < len(expr) and _is_name_char(expr[end])
+    )
+    # Unique per position: `on($a) group_left($b)` must not name one label twice.
+    name = f"{PLACEHOLDER}_{start}__"
+    if context == "(by" or glued:
+        return name
+    prev = _prev_index(expr, start)
+    prev_char = expr[prev] if prev >= 0 else ""
+    found = _NON_SPACE.search(expr, end)
+    next_char = found.group() if found else ""
+    if context == "{":
+        if prev_char in ("=", "~"):
+            return '""'
+        return name if next_char in ("=", "!") else f'{name}!=""'
+    offset_at = prev if prev_char == "-" else start
+    if _word_before(expr, offset_at) == "offset":
+        return _DURATION
+    if next_char in ("{", "[") or (prev_char == "" and next_char == ""):
+        return name
+    if prev_char == "(" and next_char == ")":
+        # The only argument of a call or aggregation is a vector, except in vector(...).
+        before = _prev_index(expr, prev)
+        if before >= 0 and expr[before] == ")":
+            return name
+        word = _word_before(expr, prev)
+        if word and word != "vector":
+            return name
+    return _NUMBER
+
+
+def substitute_variables(expr: str) -> str:
+    """Replace each Grafana variable outside string literals so that the query parses.
+
+    The kind of placeholder depends on the variable's position, found by scanning the text
+    while tracking string literals, ``#`` comments and the open brackets:
+
+    - inside ``[...]`` (range, subquery) or after ``offset``: a duration, ``5m``;
+    - inside ``by/without/on/ignoring/group_left/group_right (...)``, or glued to a name
+      (``node_${x}_bytes``): a placeholder name;
+    - inside ``{...}``: a label name before a match operator, ``""`` after one, otherwise a
+      whole matcher (ad hoc filters: ``{job="x", $filters}``);
+    - where a metric name stands (before ``{`` or ``[``, the whole query, or the only
+      argument of a call such as ``sum($metric)``): a placeholder name;
+    - anywhere else a number, ``1`` (``topk($n, x)``, ``x > $threshold``).
+
+    Variables inside string literals are left alone: promql-parser accepts them there.
+    """
+    if "$" not in expr and "[[" not in expr:
+        return expr
+    pieces: list[str] = []
+    stack: list[str] = []  # open brackets: "[", "{", "(", or "(by" for a grouping clause
+    copied = pos = 0
+    while (found := _SPECIAL.search(expr, pos)) is not None:
+        index = found.start()
+        char = expr[index]
+        pos = index + 1
+        if char in _STRING_END:
+            pos = _string_end(expr, index)
+        elif char == "#":
+            newline = expr.find("\n", index)
+            pos = len(expr) if newline < 0 else newline + 1
+        elif (variable := _VARIABLE.match(expr, index)) is not None:
+            pieces.append(expr[copied:index])
+            pieces.append(_replacement(expr, index, variable.end(), stack[-1] if stack else ""))
+            copied = pos = variable.end()
+        elif char in "[{":
+            stack.append(char)
+        elif char == "(":
+            stack.append("(by" if _word_before(expr, index) in _GROUPING else "(")
+        elif char in ")]}" and stack:
+            stack.pop()
+    pieces.append(expr[copied:])
+    return "".join(pieces)
+
+
+@dataclass
+class _Found:
+    """What the traversal has collected so far."""
+
+    selectors: list[Selector] = field(default_factory=list)
+    grouping: set[str] = field(default_factory=set)
+    introduced: set[str] = field(default_factory=set)
+    placeholder: bool = False
+
+
+def _add_selectors(node: VectorSelector, found: _Found) -> None:
+    """One :class:`Selector` per ``or`` branch (Prometheus unions them), else one."""
+    name = node.name
+    from_variable = name is not None and PLACEHOLDER in name
+    metric = None if from_variable else name
+    matchers = node.matchers
+    common = matchers.matchers
+    for group in [common + branch for branch in matchers.or_matchers] or [common]:
+        selector, named_by_variable = _selector(metric, group)
+        found.selectors.append(selector)
+        found.placeholder = found.placeholder or from_variable or named_by_variable
+
+
+def _selector(metric: str | None, matchers: list[Matcher]) -> tuple[Selector, bool]:
+    """The selector for one matcher group, and whether a variable gave its ``__name__``."""
+    name_regex: str | None = None
+    negated = from_variable = False
+    labels: set[str] = set()
+    for matcher in matchers:
+        label = matcher.name
+        if label != "__name__":
+            if PLACEHOLDER not in label:
+                labels.add(label)
+            continue
+        op = matcher.op
+        if op == MatchOp.NotEqual or op == MatchOp.NotRe:
+            negated = True
+        elif _VARIABLE.search(matcher.value):  # {__name__=~"$metric"}: not a real name
+            from_variable = True
+        elif op == MatchOp.Equal:
+            metric = matcher.value or None
+        else:
+            name_regex = matcher.value
+    negated = negated and metric is None and name_regex is None
+    return Selector(metric, name_regex, negated, frozenset(labels)), from_variable
+
+
+def _collect(ast: Expr) -> _Found:
+    """Depth-first, left to right, so that selectors come in query order.
+
+    An explicit stack, not recursion, so depth is no limit; and a direct traversal rather
+    than ``promql_parser.walk``, which makes a Python object and a callback for every node
+    and cost about 50 times as much here (77 us against 1.5 us per corpus query).
+    """
+    found = _Found()
+    pending = [ast]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, VectorSelector):
+            _add_selectors(node, found)
+        elif isinstance(node, MatrixSelector):
+            _add_selectors(node.vector_selector, found)
+        elif isinstance(node, BinaryExpr):
+            modifier = node.modifier
+            if modifier is not None:
+                if modifier.matching is not None:
+                    found.grouping.update(modifier.matching.labels)
+                found.grouping.update(modifier.group_labels or ())
+            pending += (node.rhs, node.lhs)
+        elif isinstance(node, AggregateExpr):
+            if node.modifier is not None:
+                found.grouping.update(node.modifier.labels)
+            pending.append(node.expr)
+            param = node.param
+            if isinstance(param, StringLiteral) and str(node.op) == "count_values":
+                found.introduced.add(param.val)
+            elif param is not None:  # topk(scalar(x), y): the parameter may hold selectors
+                pending.append(param)
+        elif isinstance(node, Call):
+            args = node.args
+            if node.func.name in _LABEL_CREATORS and isinstance(args[1], StringLiteral):
+                found.introduced.add(args[1].val)
+            pending += reversed(args)
+        elif isinstance(node, (ParenExpr, UnaryExpr, SubqueryExpr)):
+            pending.append(node.expr)
+    return found
+
+
+def extract_refs(expr: str) -> QueryRefs:
+    """Parse ``expr`` (variables already substituted) and collect its name references.
+
+    ``__name__`` and placeholder names are never reported as labels, nor label names that
+    hold a Grafana variable. Raises :class:`PromQLError` when the query does not parse.
+    """
+    if len(_NESTING.findall(expr)) > _MAX_NESTING:
+        raise PromQLError(f"more than {_MAX_NESTING} operators and brackets; not parsed")
+    try:
+        ast = promql_parser.parse(expr)
+    except ValueError as error:
+        raise PromQLError(" ".join(str(error).split())) from None
+    found = _collect(ast)
+    return QueryRefs(
+        selectors=tuple(found.selectors),
+        grouping_labels=frozenset(
+            label for label in found.grouping if label != "__name__" and PLACEHOLDER not in label
+        ),
+        introduced_labels=frozenset(
+            label for label in found.introduced if not _VARIABLE.search(label)
+        ),
+        placeholder_metric=found.placeholder,
+    )

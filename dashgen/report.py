@@ -1,0 +1,124 @@
+"""Output of ``verify``: a human report grouped by dashboard and panel, and stable JSON.
+
+JSON schema, version 1 (also in ``docs/verify-json.md``). Keys are sorted, indentation is two
+spaces, and the same result always gives the same text::
+
+    {
+      "version": 1,                      # int, bumped on any incompatible change
+      "summary": {
+        "ok": bool,                      # true when there are no findings
+        "dashboards": int,               # dashboard files read
+        "targets": int,                  # every target seen: parsed + skipped + unparsable
+        "parsed": int,                   # targets whose PromQL parsed
+        "skipped": int,                  # targets not checked (e.g. non-Prometheus datasource)
+        "skipped_reasons": {str: int},   # skipped targets per reason
+        "findings": int,                 # len(findings)
+        "by_kind": {str: int}            # findings per kind
+      },
+      "findings": [                      # sorted by file, panel, ref_id, kind, subject
+        {
+          "kind": str,                   # e.g. "unknown-metric", see dashgen.contract
+          "file": str,                   # dashboard file, "" for family-level findings
+          "dashboard": str,              # dashboard title, "" when not about one dashboard
+          "panel": str,                  # panel title, "" when not about one panel
+          "ref_id": str,                 # target refId, "" when not about one target
+          "subject": str,                # the metric, label, regex, family or file
+          "message": str,                # one line: what is wrong
+          "hint": str                    # one line: how to fix it
+        }
+      ],
+      "info": [str]                      # sorted notes on checks that were skipped
+    }
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict
+from itertools import groupby
+from operator import attrgetter
+
+from rich.console import Console
+from rich.text import Text
+
+from dashgen.contract import Finding, VerifyResult
+
+JSON_VERSION = 1
+
+
+def to_json(result: VerifyResult) -> str:
+    """The result as JSON in the documented schema (no trailing newline)."""
+    document = {
+        "version": JSON_VERSION,
+        "summary": {
+            "ok": result.ok,
+            "dashboards": result.dashboards,
+            "targets": result.targets,
+            "parsed": result.parsed,
+            "skipped": result.skipped,
+            "skipped_reasons": dict(result.skipped_reasons),
+            "findings": len(result.findings),
+            "by_kind": dict(Counter(f.kind for f in result.findings)),
+        },
+        "findings": [asdict(f) for f in result.findings],
+        "info": list(result.info),
+    }
+    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+def render_human(result: VerifyResult, console: Console) -> None:
+    """Findings grouped by dashboard file then panel, each with its fix, then a summary.
+
+    Dashboard files come first, family-level findings (no file) after them. Lines are ``Text``
+    so PromQL such as ``x[5m]`` is never taken for markup, and soft-wrapped so names stay
+    whole for copy and grep.
+    """
+    lines: list[Text] = []
+    by_file = [(file, list(group)) for file, group in groupby(result.findings, attrgetter("file"))]
+    for file, findings in sorted(by_file, key=lambda item: (item[0] == "", item[0])):
+        lines.extend(_file_lines(file, findings))
+    lines.extend(Text(f"note: {line}", style="dim") for line in result.info)
+    lines.append(_summary(result))
+    for line in lines:
+        console.print(line, soft_wrap=True)
+
+
+def _file_lines(file: str, findings: list[Finding]) -> list[Text]:
+    header = Text(file or "exported families", style="bold")
+    if findings[0].dashboard:
+        header.append(f"  {findings[0].dashboard}")
+    lines = [header]
+    for panel, group in groupby(findings, attrgetter("panel")):
+        indent = "  "
+        if panel:
+            lines.append(Text(f'  panel "{panel}"'))
+            indent = "    "
+        for finding in group:
+            line = Text(indent)
+            if finding.ref_id:
+                line.append(f"{finding.ref_id} ", style="bold")
+            line.append(finding.kind, style="red")
+            line.append(f" {finding.subject}: {finding.message}")
+            lines.append(line)
+            lines.append(Text(f"{indent}  fix: {finding.hint}", style="cyan"))
+    return lines
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _summary(result: VerifyResult) -> Text:
+    reasons = ", ".join(f"{reason}: {count}" for reason, count in result.skipped_reasons.items())
+    counts = ", ".join(
+        (
+            _plural(result.dashboards, "dashboard"),
+            _plural(result.targets, "target"),
+            f"{result.parsed} parsed",
+            f"{result.skipped} skipped" + (f" ({reasons})" if reasons else ""),
+        )
+    )
+    if result.ok:
+        return Text(f"ok: {counts}, no findings", style="bold green")
+    return Text(f"{_plural(len(result.findings), 'finding')}: {counts}", style="bold red")

@@ -1,0 +1,51 @@
+"""CI sessions. They run in the environment nox itself runs in (the README's `.venv`),
+so one `pip install -e '.[dev]'` serves them all and CI pays for one install, not six."""
+
+from __future__ import annotations
+
+import sys
+
+import nox
+
+nox.options.sessions = ["lint", "typecheck", "tests", "build_check", "verify", "live"]
+nox.options.error_on_missing_interpreters = True
+PYTHON = sys.executable
+CODE = ["dashgen", "tests", "bench", "noxfile.py", "dashboards_src"]
+
+
+@nox.session(python=False)
+def lint(session: nox.Session) -> None:
+    """ruff: lint rules and formatting."""
+    session.run(PYTHON, "-m", "ruff", "check", *CODE)
+    session.run(PYTHON, "-m", "ruff", "format", "--check", *CODE)
+
+
+@nox.session(python=False)
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over the package, the tests and the benchmarks."""
+    session.run(PYTHON, "-m", "mypy")
+
+
+@nox.session(python=False)
+def tests(session: nox.Session) -> None:
+    """The whole pytest suite, real servers included (needs prometheus, victoria-metrics)."""
+    session.run(PYTHON, "-m", "pytest", "-n", "2", *session.posargs)
+
+
+@nox.session(name="build_check", python=False)
+def build_check(session: nox.Session) -> None:
+    """generated/ is exactly what the bundled sources give."""
+    session.run(PYTHON, "-m", "dashgen", "build", "--check")
+
+
+@nox.session(python=False)
+def verify(session: nox.Session) -> None:
+    """The contract checks on the bundled example."""
+    session.run(PYTHON, "-m", "dashgen", "verify")
+
+
+@nox.session(python=False)
+def live(session: nox.Session) -> None:
+    """Every panel of the example draws data from a real Prometheus and VictoriaMetrics."""
+    session.run(PYTHON, "-m", "dashgen", "verify", "--live")
+    session.run(PYTHON, "-m", "dashgen", "verify", "--live", "--engine", "victoria-metrics")
