@@ -22,7 +22,7 @@ from typing import Any
 from opentelemetry import metrics as otel
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import CallbackOptions, Observation
-from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
 from opentelemetry.util.types import Attributes
 from prometheus_client import CollectorRegistry
 
@@ -30,6 +30,8 @@ from dashgen.errors import DashgenError
 from dashgen.families import Family
 from dashgen.hints import Kind
 
+#: Exemplars only cost time here: dashgen reads names, never trace links.
+ALWAYS_OFF = AlwaysOffExemplarFilter()
 _SCOPE_PREFIX = "dashgen.capture."
 _SKIPPED_DIRS = tuple(
     os.path.dirname(os.path.abspath(module.__file__ or "")) + os.sep
@@ -76,6 +78,7 @@ class Capture:
         self.provider = MeterProvider(
             metric_readers=[PrometheusMetricReader(registry=self.registry)],
             shutdown_on_exit=False,
+            exemplar_filter=ALWAYS_OFF,
         )
         self.instruments: list[CapturedInstrument] = []
         self._lock = threading.Lock()
