@@ -11,11 +11,12 @@ import importlib
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
-from opentelemetry.metrics import Observation
+from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from prometheus_client import CollectorRegistry
 
@@ -31,6 +32,10 @@ BUILTINS = {
 }  # fmt: skip
 
 
+def _observation(attributes: dict[str, str]) -> Callable[[CallbackOptions], list[Observation]]:
+    return lambda _: [Observation(1, attributes)]
+
+
 @pytest.fixture(scope="module")
 def samples() -> dict[str, set[str]]:
     registry = CollectorRegistry()
@@ -42,8 +47,7 @@ def samples() -> dict[str, set[str]]:
         module = importlib.import_module(f"src.{path.stem}")
         for value in vars(module).values():
             if isinstance(value, OBSERVABLES):  # the callback fires on collect
-                attributes = {label: "x" for label in value.labels}
-                value.observe(lambda _, a=attributes: [Observation(1, a)])
+                value.observe(_observation({label: "x" for label in value.labels}))
                 value.start(provider)
             elif isinstance(value, Metric):
                 value.bind(provider)
