@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import Progress
+from rich.text import Text
 
 from dashgen.build import generate
 from dashgen.config import Config, load_config
 from dashgen.errors import DashgenError
-from dashgen.report import render_human, to_json
+from dashgen.report import render_human, render_live_human, to_json
+from dashgen.verify import LiveOptions
 from dashgen.verify import verify as run_verify
 from dashgen.write import diff_tree, write_tree
 
@@ -54,9 +59,20 @@ def _config(project: Path, **overrides: object) -> Config:
     return load_config(project, overrides)
 
 
-def _fail(error: DashgenError) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {error}", markup=True, soft_wrap=True)
-    return typer.Exit(2)
+@contextmanager
+def _guarded() -> Iterator[None]:
+    """Bad input: one line, exit 2. Ctrl-C: exit 130, with nothing written and no server left.
+
+    The message is plain text, so that PromQL like ``x[5m]`` is never read as markup.
+    """
+    try:
+        yield
+    except DashgenError as error:
+        err.print(Text.assemble(("error:", "bold red"), f" {error}"), soft_wrap=True)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        err.print(Text("interrupted: nothing was written", style="bold red"), soft_wrap=True)
+        raise typer.Exit(130) from None
 
 
 @app.command()
@@ -77,7 +93,7 @@ def build(
 
     Writes atomically: a failing build leaves the output dir exactly as it was.
     """
-    try:
+    with _guarded():
         config = _config(project, sources=sources, output=output, prometheus_url=prometheus_url)
         result = generate(config)
         drift = (
@@ -85,8 +101,6 @@ def build(
             if check
             else write_tree(config.output, result.files)
         )
-    except DashgenError as error:
-        raise _fail(error) from None
     shown = _display(config.output, config.root)
     if check:
         for item in drift:
@@ -110,6 +124,11 @@ def build(
 def _display(path: Path, root: Path) -> str:
     """Paths as the project names them: relative to the pyproject.toml dir."""
     return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+
+
+class Engine(StrEnum):
+    prometheus = "prometheus"
+    victoria_metrics = "victoria-metrics"
 
 
 class OutputFormat(StrEnum):
@@ -137,6 +156,32 @@ def verify(
     output_format: Annotated[
         OutputFormat, typer.Option("--format", help="human, or json (schema: docs/verify-json.md).")
     ] = OutputFormat.human,
+    live: Annotated[
+        bool,
+        typer.Option(
+            "--live",
+            help="Also run every query against a real TSDB: an embedded server on 127.0.0.1 "
+            "fed by the real export pipeline, or --url.",
+        ),
+    ] = False,
+    engine: Annotated[
+        Engine, typer.Option("--engine", help="Embedded server for --live.")
+    ] = Engine.prometheus,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            help="With --live: query this Prometheus-compatible endpoint (Prometheus, Mimir, "
+            "Thanos, VictoriaMetrics) over its last hour instead; nothing is ingested.",
+        ),
+    ] = None,
+    token_env: Annotated[
+        str | None,
+        typer.Option(
+            "--token-env",
+            help="With --url: name of the environment variable holding a bearer token.",
+        ),
+    ] = None,
     sources: SourcesOption = None,
     output: OutputOption = None,
     project: ConfigDirOption = Path("."),
@@ -147,14 +192,34 @@ def verify(
     a dashboard, and (when checking the output dir) generated files must not be stale.
     Exit 0 clean, 1 findings, 2 bad input.
     """
-    try:
+    options = LiveOptions(engine.value, url, token_env) if live else None
+    with _guarded():
+        if (url or token_env) and not live:
+            raise DashgenError("--url", "--url and --token-env go with --live")
         config = _config(project, sources=sources, output=output, instruments=instruments)
-        result = run_verify(config, dashboards if dashboards is not None else config.output)
-    except DashgenError as error:
-        raise _fail(error) from None
+        directory = dashboards if dashboards is not None else config.output
+        with _progress(output_format is OutputFormat.human and live) as advance:
+            result = run_verify(config, directory, options, advance)
     if output_format is OutputFormat.json:
-        out.print(to_json(result), markup=False, highlight=False)
+        out.print(to_json(result.static, result.live), markup=False, highlight=False)
     else:
-        render_human(result, out)
+        render_human(result.static, out)
+        if result.live is not None:
+            render_live_human(result.live, out)
     if not result.ok:
         raise typer.Exit(1)
+
+
+@contextmanager
+def _progress(shown: bool) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr while live queries run (never in JSON output)."""
+    if not shown:
+        yield lambda done, total: None
+        return
+    with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
+        task = progress.add_task("querying", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield advance

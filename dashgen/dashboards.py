@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dashgen.errors import DashgenError
@@ -102,6 +102,8 @@ class DashboardQueries:
     panels: tuple[str, ...]
     targets: tuple[ParsedTarget, ...]
     skipped: tuple[SkippedTarget, ...]
+    values: Mapping[str, str] = field(default_factory=dict)
+    """Template variable -> the value a live query uses: its All value, else its first."""
 
 
 def read_dashboards(directory: Path, root: Path | None = None) -> list[DashboardQueries]:
@@ -146,6 +148,7 @@ def read_dashboard(path: Path, root: Path) -> DashboardQueries:
         panels=tuple(panels),
         targets=tuple(parsed),
         skipped=tuple(skipped),
+        values=_variable_values(dashboard),
     )
 
 
@@ -233,6 +236,39 @@ def _objects(value: object, key: str, file: str) -> list[dict[str, object]]:
             raise DashgenError(file, f"'{key}' has an item that is not an object")
         objects.append(item)
     return objects
+
+
+def _variable_values(dashboard: dict[str, object]) -> dict[str, str]:
+    """What Grafana would put in for each non-datasource variable on a fresh load.
+
+    "All" when the variable offers it (its ``allValue``, or the regex ``.*`` Grafana uses
+    for multi-value matchers), else the current or first option. Malformed entries are
+    ignored: a live query then keeps the variable and the server reports it.
+    """
+    templating = dashboard.get("templating")
+    entries = templating.get("list") if isinstance(templating, dict) else None
+    values: dict[str, str] = {}
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, dict) or entry.get("type") == "datasource":
+            continue
+        name = entry.get("name")
+        if not isinstance(name, str):
+            continue
+        if entry.get("includeAll"):
+            values[name] = _text(entry.get("allValue")) or ".*"
+            continue
+        candidates = [entry.get("current"), *(entry.get("options") or [])]
+        for candidate in candidates:
+            value = candidate.get("value") if isinstance(candidate, dict) else None
+            value = value[0] if isinstance(value, list) and value else value
+            if isinstance(value, str) and value:
+                values[name] = value
+                break
+        else:
+            query = entry.get("query")
+            if entry.get("type") in ("custom", "constant", "textbox") and isinstance(query, str):
+                values[name] = query.split(",")[0].strip()
+    return values
 
 
 def _datasource_variables(dashboard: dict[str, object]) -> dict[str, str]:

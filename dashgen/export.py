@@ -8,7 +8,7 @@ says which family, sample and label came from which declaration and attribute.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +25,7 @@ from dashgen.families import Family
 from dashgen.hints import Kind
 
 SCOPE_LABEL = "otel_scope_name"
+ObservableCallback = Callable[[CallbackOptions], Iterable[Observation]]
 #: Exemplars only cost time here: dashgen reads names, never trace links.
 ALWAYS_OFF = AlwaysOffExemplarFilter()
 _SCOPE_PREFIX = "dashgen.catalog."
@@ -64,53 +65,79 @@ def export_catalog(specs: Sequence[MetricSpec]) -> Exported:
     return _read_families(specs, _collect(specs))
 
 
-def _collect(specs: Sequence[MetricSpec]) -> list[PromFamily]:
+def private_pipeline() -> tuple[CollectorRegistry, MeterProvider]:
+    """A MeterProvider whose only reader exports into a registry of its own.
+
+    Kept off prometheus_client's global REGISTRY, so that builds, tests and the app's own
+    metrics never see each other.
+    """
     registry = CollectorRegistry()
     provider = MeterProvider(
         metric_readers=[PrometheusMetricReader(registry=registry)],
         shutdown_on_exit=False,
         exemplar_filter=ALWAYS_OFF,
     )
+    return registry, provider
+
+
+def declaration_meter(provider: MeterProvider, index: int) -> Meter:
+    """Declaration ``index``'s own scope, so exported samples say whose they are."""
+    return provider.get_meter(f"{_SCOPE_PREFIX}{index}")
+
+
+def create_instrument(meter: Meter, spec: MetricSpec, callback: ObservableCallback) -> Any:
+    """The real SDK instrument for a declaration; observables report through ``callback``.
+
+    Raises :class:`DashgenError` when the SDK rejects the name or unit.
+    """
+    common: dict[str, Any] = {"name": spec.name, "unit": spec.unit, "description": spec.description}
+    try:
+        match spec.kind:
+            case Kind.COUNTER:
+                return meter.create_counter(**common)
+            case Kind.UP_DOWN_COUNTER:
+                return meter.create_up_down_counter(**common)
+            case Kind.GAUGE:
+                return meter.create_gauge(**common)
+            case Kind.HISTOGRAM:
+                buckets = None if spec.buckets is None else list(spec.buckets)
+                return meter.create_histogram(**common, explicit_bucket_boundaries_advisory=buckets)
+            case Kind.OBSERVABLE_COUNTER:
+                return meter.create_observable_counter(**common, callbacks=[callback])
+            case Kind.OBSERVABLE_UP_DOWN_COUNTER:
+                return meter.create_observable_up_down_counter(**common, callbacks=[callback])
+            case Kind.OBSERVABLE_GAUGE:
+                return meter.create_observable_gauge(**common, callbacks=[callback])
+    except Exception as error:
+        raise DashgenError(where(spec), f"the OpenTelemetry SDK rejects it: {error}") from None
+
+
+def record(instrument: Any, kind: Kind, value: float, attributes: Mapping[str, str]) -> None:
+    """One measurement through a synchronous instrument; observables record on collection."""
+    match kind:
+        case Kind.COUNTER | Kind.UP_DOWN_COUNTER:
+            instrument.add(value, attributes)
+        case Kind.HISTOGRAM:
+            instrument.record(value, attributes)
+        case Kind.GAUGE:
+            instrument.set(value, attributes)
+
+
+def _collect(specs: Sequence[MetricSpec]) -> list[PromFamily]:
+    registry, provider = private_pipeline()
     try:
         for index, spec in enumerate(specs):
-            meter = provider.get_meter(f"{_SCOPE_PREFIX}{index}")
-            try:
-                _trigger(meter, spec)
-            except Exception as error:
-                raise DashgenError(
-                    where(spec), f"the OpenTelemetry SDK rejects it: {error}"
-                ) from None
+            attributes = {label: _marker(i) for i, label in enumerate(spec.labels)}
+
+            def observe(_: CallbackOptions, attributes: dict[str, str] = attributes) -> Any:
+                return [Observation(1, attributes)]
+
+            instrument = create_instrument(declaration_meter(provider, index), spec, observe)
+            probe = _HISTOGRAM_PROBE if spec.kind is Kind.HISTOGRAM else 1
+            record(instrument, spec.kind, probe, attributes)
         return list(registry.collect())
     finally:
         provider.shutdown()
-
-
-def _trigger(meter: Meter, spec: MetricSpec) -> None:
-    attributes = {label: _marker(i) for i, label in enumerate(spec.labels)}
-    common: dict[str, Any] = {"name": spec.name, "unit": spec.unit, "description": spec.description}
-
-    def observe(_: CallbackOptions) -> Iterable[Observation]:
-        return [Observation(1, attributes)]
-
-    match spec.kind:
-        case Kind.COUNTER:
-            meter.create_counter(**common).add(1, attributes)
-        case Kind.UP_DOWN_COUNTER:
-            meter.create_up_down_counter(**common).add(1, attributes)
-        case Kind.GAUGE:
-            meter.create_gauge(**common).set(1, attributes)
-        case Kind.HISTOGRAM:
-            buckets = None if spec.buckets is None else list(spec.buckets)
-            histogram = meter.create_histogram(
-                **common, explicit_bucket_boundaries_advisory=buckets
-            )
-            histogram.record(_HISTOGRAM_PROBE, attributes)
-        case Kind.OBSERVABLE_COUNTER:
-            meter.create_observable_counter(**common, callbacks=[observe])
-        case Kind.OBSERVABLE_UP_DOWN_COUNTER:
-            meter.create_observable_up_down_counter(**common, callbacks=[observe])
-        case Kind.OBSERVABLE_GAUGE:
-            meter.create_observable_gauge(**common, callbacks=[observe])
 
 
 def _read_families(specs: Sequence[MetricSpec], collected: list[PromFamily]) -> Exported:

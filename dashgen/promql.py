@@ -51,6 +51,7 @@ _NESTING = re.compile(r"[(\[+\-*/%^<>=!]|\b(?:and|or|unless|atan2)\b", re.IGNORE
 _MAX_NESTING = 2000
 _GROUPING = frozenset({"by", "without", "on", "ignoring", "group_left", "group_right"})
 _LABEL_CREATORS = frozenset({"label_replace", "label_join"})
+_COUNTER_FUNCTIONS = frozenset({"rate", "irate", "increase", "resets"})
 
 
 class PromQLError(ValueError):
@@ -79,6 +80,10 @@ class QueryRefs:
     grouping_labels: frozenset[str]
     introduced_labels: frozenset[str]
     placeholder_metric: bool
+    counter_inputs: frozenset[str] = frozenset()
+    """Metric names read by ``rate``/``irate``/``increase``/``resets``: counters only."""
+    quantiles_without_le: int = 0
+    """``histogram_quantile`` calls whose buckets are aggregated away from ``le``."""
 
 
 def _is_name_char(char: str) -> bool:
@@ -198,6 +203,8 @@ class _Found:
     grouping: set[str] = field(default_factory=set)
     introduced: set[str] = field(default_factory=set)
     placeholder: bool = False
+    counter_inputs: set[str] = field(default_factory=set)
+    quantiles_without_le: int = 0
 
 
 def _add_selectors(node: VectorSelector, found: _Found) -> None:
@@ -270,12 +277,32 @@ def _collect(ast: Expr) -> _Found:
                 pending.append(param)
         elif isinstance(node, Call):
             args = node.args
-            if node.func.name in _LABEL_CREATORS and isinstance(args[1], StringLiteral):
+            name = node.func.name
+            if name in _LABEL_CREATORS and isinstance(args[1], StringLiteral):
                 found.introduced.add(args[1].val)
+            elif name in _COUNTER_FUNCTIONS and isinstance(args[0], MatrixSelector):
+                metric = args[0].vector_selector.name
+                if metric is not None and PLACEHOLDER not in metric:
+                    found.counter_inputs.add(metric)
+            elif name == "histogram_quantile" and len(args) == 2 and _drops_le(args[1]):
+                found.quantiles_without_le += 1
             pending += reversed(args)
         elif isinstance(node, (ParenExpr, UnaryExpr, SubqueryExpr)):
             pending.append(node.expr)
     return found
+
+
+def _drops_le(node: Expr) -> bool:
+    """True when the aggregation feeding ``histogram_quantile`` cannot keep ``le``."""
+    while isinstance(node, ParenExpr):
+        node = node.expr
+    if not isinstance(node, AggregateExpr):
+        return False
+    modifier = node.modifier
+    if modifier is None:
+        return True
+    keeps = "le" in modifier.labels
+    return not keeps if str(modifier.type).endswith("By") else keeps
 
 
 def extract_refs(expr: str) -> QueryRefs:
@@ -300,4 +327,6 @@ def extract_refs(expr: str) -> QueryRefs:
             label for label in found.introduced if not _VARIABLE.search(label)
         ),
         placeholder_metric=found.placeholder,
+        counter_inputs=frozenset(found.counter_inputs),
+        quantiles_without_le=found.quantiles_without_le,
     )

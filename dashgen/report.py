@@ -40,16 +40,18 @@ from itertools import groupby
 from operator import attrgetter
 
 from rich.console import Console
+from rich.table import Table
 from rich.text import Text
 
 from dashgen.contract import Finding, VerifyResult
+from dashgen.live import LiveResult
 
 JSON_VERSION = 1
 
 
-def to_json(result: VerifyResult) -> str:
+def to_json(result: VerifyResult, live: LiveResult | None = None) -> str:
     """The result as JSON in the documented schema (no trailing newline)."""
-    document = {
+    document: dict[str, object] = {
         "version": JSON_VERSION,
         "summary": {
             "ok": result.ok,
@@ -64,7 +66,60 @@ def to_json(result: VerifyResult) -> str:
         "findings": [asdict(f) for f in result.findings],
         "info": list(result.info),
     }
+    if live is not None:
+        document["live"] = _live_document(live)
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+def _live_document(live: LiveResult) -> dict[str, object]:
+    findings = live.findings
+    return {
+        "engine": live.engine,
+        "ok": live.ok,
+        "queries": len(live.outcomes),
+        "with_data": sum(o.series > 0 for o in live.outcomes),
+        "findings": [asdict(f) for f in findings],
+        "by_kind": dict(Counter(f.kind for f in findings)),
+        "seconds": {
+            "ingest": round(live.timings.ingest_s, 3),
+            "start": round(live.timings.start_s, 3),
+            "queries": round(live.timings.queries_s, 3),
+        },
+    }
+
+
+def render_live_human(live: LiveResult, console: Console) -> None:
+    """Live findings grouped like the static ones, then a table per dashboard and timings."""
+    findings = live.findings
+    for file, group in groupby(findings, attrgetter("file")):
+        for line in _file_lines(file, list(group)):
+            console.print(line, soft_wrap=True)
+    table = Table(title=f"live check on {live.engine}", title_justify="left")
+    for column in ("dashboard", "queries", "with data", "findings"):
+        table.add_column(column, justify="left" if column == "dashboard" else "right")
+    for file, outcomes in groupby(live.outcomes, lambda o: o.target.target.file):
+        done = list(outcomes)
+        table.add_row(
+            file,
+            str(len(done)),
+            str(sum(o.series > 0 for o in done)),
+            str(sum(len(o.findings) for o in done)),
+        )
+    console.print(table)
+    timings = live.timings
+    console.print(
+        Text(
+            f"time: ingest {timings.ingest_s:.2f} s, server start {timings.start_s:.2f} s, "
+            f"queries {timings.queries_s:.2f} s",
+            style="dim",
+        )
+    )
+    if live.ok:
+        console.print(
+            Text(f"live ok: {len(live.outcomes)} queries, all returned data", style="bold green")
+        )
+    else:
+        console.print(Text(f"live: {_plural(len(findings), 'finding')}", style="bold red"))
 
 
 def render_human(result: VerifyResult, console: Console) -> None:

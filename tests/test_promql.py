@@ -269,3 +269,23 @@ def test_deep_nesting_is_an_error_not_a_crash() -> None:
 def test_long_queries_below_the_nesting_bound_parse() -> None:
     assert metrics(" + ".join(f"m{i}" for i in range(600))) == [f"m{i}" for i in range(600)]
     assert metrics("-" * 1_000 + "(" * 900 + "x" + ")" * 900) == ["x"]
+
+
+@pytest.mark.parametrize(
+    ("expr", "counters", "without_le"),
+    [
+        ("sum(rate(a_total[5m])) + increase(b[1h]) + irate(c[1m])", {"a_total", "b", "c"}, 0),
+        ("delta(g[5m]) + deriv(h[5m])", set(), 0),
+        ("histogram_quantile(0.9, sum by (le) (rate(x_bucket[5m])))", {"x_bucket"}, 0),
+        ("histogram_quantile(0.9, sum by (route) (rate(x_bucket[5m])))", {"x_bucket"}, 1),
+        ("histogram_quantile(0.9, (sum(rate(x_bucket[5m]))))", {"x_bucket"}, 1),
+        ("histogram_quantile(0.9, sum without (le) (rate(x_bucket[5m])))", {"x_bucket"}, 1),
+        ("histogram_quantile(0.9, sum without (pod) (rate(x_bucket[5m])))", {"x_bucket"}, 0),
+        ("histogram_quantile(0.9, rate(x_bucket[5m]))", {"x_bucket"}, 0),
+        ("rate($metric[5m]) + rate(ok_total[$__rate_interval])", {"ok_total"}, 0),
+    ],
+)
+def test_kind_inputs(expr: str, counters: set[str], without_le: int) -> None:
+    refs = extract_refs(substitute_variables(expr))
+    assert refs.counter_inputs == counters
+    assert refs.quantiles_without_le == without_le

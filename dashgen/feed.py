@@ -1,0 +1,82 @@
+"""History for ``verify --live``: the catalog recorded through the real pipeline over time.
+
+Each declaration gets the same private instrument the build exports, records values that
+move between scrapes (so ``rate()``, ``increase()`` and ``histogram_quantile()`` have
+data) under two values of every label (so grouped panels get more than one series), and
+the exporter's registry is read once per synthetic scrape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from opentelemetry.metrics import CallbackOptions, Observation
+
+from dashgen.declare import MetricSpec
+from dashgen.export import create_instrument, declaration_meter, private_pipeline, record
+from dashgen.hints import Kind
+from dashgen.scrape import Series, scrape_window
+
+#: Observations spread over five orders of magnitude, so any bucket layout gets filled.
+_SPREAD = (0.002, 0.03, 0.2, 0.7, 3.0, 8.0, 40.0, 300.0, 4000.0)
+_LABEL_VALUES = 2
+
+
+def label_sets(spec: MetricSpec) -> list[dict[str, str]]:
+    """Two attribute sets per declaration: every label takes two distinct values."""
+    return [{label: f"{label}-{k}" for label in spec.labels} for k in range(_LABEL_VALUES)]
+
+
+class _Feeder:
+    """The instruments of one declaration and how its values move with the scrape."""
+
+    def __init__(self, spec: MetricSpec, index: int, provider: Any) -> None:
+        self.spec = spec
+        self.sets = label_sets(spec)
+        self.tick = 0
+        meter = declaration_meter(provider, index)
+        self.instrument = create_instrument(meter, spec, self.observe)
+
+    def value(self, k: int) -> float:
+        """Level at the current tick: counters grow, everything else goes up and down."""
+        tick = self.tick
+        if self.spec.kind is Kind.OBSERVABLE_COUNTER:
+            return float((tick + 1) * (k + 2))
+        return float(10 + k * 5 + (tick % 4) * (1 if tick % 8 < 4 else -1))
+
+    def observe(self, _: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(self.value(k), attributes) for k, attributes in enumerate(self.sets)]
+
+    def advance(self, tick: int) -> None:
+        self.tick = tick
+        kind = self.spec.kind
+        for k, attributes in enumerate(self.sets):
+            match kind:
+                case Kind.COUNTER:
+                    record(self.instrument, kind, 1 + k + tick % 3, attributes)
+                case Kind.UP_DOWN_COUNTER:
+                    record(self.instrument, kind, 2 + k if tick % 2 == 0 else -1, attributes)
+                case Kind.GAUGE:
+                    record(self.instrument, kind, self.value(k), attributes)
+                case Kind.HISTOGRAM:
+                    for offset in range(3):
+                        spot = _SPREAD[(tick + offset + k) % len(_SPREAD)]
+                        record(self.instrument, kind, spot, attributes)
+
+
+def feed_catalog(
+    specs: Sequence[MetricSpec], *, scrapes: int, step_s: int, end_ms: int
+) -> list[Series]:
+    """Every declaration's samples at ``scrapes`` synthetic scrapes ending at ``end_ms``."""
+    registry, provider = private_pipeline()
+    try:
+        feeders = [_Feeder(spec, index, provider) for index, spec in enumerate(specs)]
+
+        def tick(i: int) -> None:
+            for feeder in feeders:
+                feeder.advance(i)
+
+        return scrape_window(registry, tick, scrapes=scrapes, step_s=step_s, end_ms=end_ms)
+    finally:
+        provider.shutdown()

@@ -1,0 +1,194 @@
+"""``verify --live``: every panel query, run over HTTP against a real TSDB, must draw data.
+
+Static checks prove names exist; this proves each target returns series. Grafana's
+variables are put in as Grafana would on a fresh load, every target runs as a range query
+over the window, and what comes back is judged: an error, no series, a legend naming a
+label the result lacks, or a query whose functions do not fit the metric's kind.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from dashgen.contract import Finding
+from dashgen.dashboards import DashboardQueries, ParsedTarget
+from dashgen.families import Family
+from dashgen.tsdb import Engine
+
+QUERY_ERROR = "query-error"
+NO_DATA = "no-data"
+LEGEND_LABEL = "legend-label-missing"
+KIND_MISMATCH = "kind-mismatch"
+
+#: Grafana's default scrape interval, from which it derives ``$__rate_interval``.
+SCRAPE_INTERVAL_S = 15
+_VARIABLE = re.compile(r"\$\{(\w+)(?::[^}]*)?\}|\[\[(\w+)(?::\w+)?\]\]|\$(\w+)")
+_ERROR_HINT = "fix the query so that the server accepts it (the message says where)"
+_NO_DATA_HINT = (
+    "check the label values its matchers use, and that every metric it reads is recorded"
+)
+_LEGEND_LABEL = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+@dataclass(frozen=True)
+class Window:
+    """The time range every query covers, and the step Grafana would use over it."""
+
+    start_s: float
+    end_s: float
+    step_s: int
+
+    @property
+    def range_s(self) -> int:
+        return round(self.end_s - self.start_s)
+
+    def builtins(self) -> dict[str, str]:
+        """Grafana's global variables for this window (``$__rate_interval`` and friends)."""
+        rate = max(4 * SCRAPE_INTERVAL_S, self.step_s + SCRAPE_INTERVAL_S)
+        return {
+            "__rate_interval": f"{rate}s",
+            "__rate_interval_ms": str(rate * 1000),
+            "__interval": f"{self.step_s}s",
+            "__interval_ms": str(self.step_s * 1000),
+            "__range": f"{self.range_s}s",
+            "__range_s": str(self.range_s),
+            "__range_ms": str(self.range_s * 1000),
+        }
+
+
+@dataclass(frozen=True)
+class Timings:
+    start_s: float = 0.0
+    ingest_s: float = 0.0
+    queries_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class TargetOutcome:
+    target: ParsedTarget
+    query: str
+    series: int
+    findings: tuple[Finding, ...]
+
+
+@dataclass(frozen=True)
+class LiveResult:
+    engine: str
+    outcomes: tuple[TargetOutcome, ...]
+    timings: Timings
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        found = (f for outcome in self.outcomes for f in outcome.findings)
+        return tuple(sorted(found, key=Finding.sort_key))
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+
+def interpolate(expr: str, values: Mapping[str, str]) -> str:
+    """Grafana's own variable interpolation: ``$x``, ``${x}``, ``${x:fmt}``, ``[[x]]``.
+
+    Unknown variables stay as they are, so the server reports them.
+    """
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2) or match.group(3)
+        return values.get(name, match.group(0))
+
+    return _VARIABLE.sub(value, expr)
+
+
+def run_queries(
+    dashboards: Sequence[DashboardQueries],
+    families: Sequence[Family],
+    engine: Engine,
+    window: Window,
+    progress: Callable[[int, int], None] = lambda done, total: None,
+) -> tuple[TargetOutcome, ...]:
+    """Every parsed target of every dashboard through ``engine``; unparsable ones are
+    left to the static check, which already reports them."""
+    types = {sample: family.type for family in families for sample in family.samples}
+    targets = [(d, t) for d in dashboards for t in d.targets if t.refs is not None]
+    outcomes = []
+    for done, (dashboard, parsed) in enumerate(targets, start=1):
+        query = interpolate(parsed.target.expr, {**window.builtins(), **dashboard.values})
+        result = engine.query_range(query, window.start_s, window.end_s, window.step_s)
+        findings = list(_kind_findings(parsed, types))
+        if result.status == "error":
+            message = f"the server rejects the query: {result.error}"
+            findings.append(_finding(parsed, QUERY_ERROR, query, message, _ERROR_HINT))
+        elif not result.series or result.values_count == 0:
+            message = "returns no data over the window"
+            findings.append(_finding(parsed, NO_DATA, query, message, _NO_DATA_HINT))
+        else:
+            findings += _legend_findings(parsed, result.series)
+        outcomes.append(TargetOutcome(parsed, query, len(result.series), tuple(findings)))
+        progress(done, len(targets))
+    return tuple(outcomes)
+
+
+def _finding(parsed: ParsedTarget, kind: str, subject: str, message: str, hint: str) -> Finding:
+    target = parsed.target
+    return Finding(
+        kind=kind,
+        file=target.file,
+        dashboard=target.dashboard,
+        panel=target.panel,
+        ref_id=target.ref_id,
+        subject=subject,
+        message=message,
+        hint=hint,
+    )
+
+
+def _kind_findings(parsed: ParsedTarget, types: Mapping[str, str]) -> Iterator[Finding]:
+    """Functions that cannot fit the data, whatever the server returns."""
+    assert parsed.refs is not None
+    for metric in sorted(parsed.refs.counter_inputs):
+        if types.get(metric) == "gauge":
+            yield _finding(
+                parsed,
+                KIND_MISMATCH,
+                metric,
+                f"rate()/increase() over `{metric}`, which is a gauge: the result is meaningless",
+                "show a gauge's value directly (or use deriv()/delta()), or make it a counter",
+            )
+    if parsed.refs.quantiles_without_le:
+        yield _finding(
+            parsed,
+            KIND_MISMATCH,
+            "histogram_quantile",
+            "histogram_quantile() over buckets aggregated without `le`",
+            "keep `le` in the aggregation: sum by (le, ...) (rate(x_bucket[...]))",
+        )
+
+
+def _legend_findings(
+    parsed: ParsedTarget, series: Sequence[Mapping[str, str]]
+) -> Iterator[Finding]:
+    for label in sorted(set(_LEGEND_LABEL.findall(parsed.target.legend))):
+        lacking = sum(label not in labels for labels in series)
+        if lacking:
+            yield _finding(
+                parsed,
+                LEGEND_LABEL,
+                label,
+                f"legend uses {{{{{label}}}}} but {lacking} of {len(series)} result series "
+                f"have no `{label}` label",
+                f"group by `{label}` in the query, or take it out of the legend",
+            )
+
+
+@contextmanager
+def stopwatch(into: dict[str, float], key: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        into[key] = into.get(key, 0.0) + time.perf_counter() - started
