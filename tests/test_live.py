@@ -83,7 +83,8 @@ def test_each_live_finding_is_caught(example: Project) -> None:
             ),
             "job-worker.json": (
                 "sum by (job_type) (rate(worker_job_retries_total[$__rate_interval]))",
-                'label_replace(sum by (job_type) (rate(worker_job_retries_total[$__rate_interval])),'
+                "label_replace(sum by (job_type) "
+                "(rate(worker_job_retries_total[$__rate_interval])),"
                 ' \\"x\\", \\"$1\\", \\"job_type\\", \\"(\\")',
             ),
             "test-suite-health.json": (
