@@ -7,10 +7,10 @@ import sys
 
 import nox
 
-nox.options.sessions = ["lint", "typecheck", "tests", "build_check", "verify", "live"]
+nox.options.sessions = ["lint", "typecheck", "tests", "build_check", "verify", "live", "record"]
 nox.options.error_on_missing_interpreters = True
 PYTHON = sys.executable
-CODE = ["dashgen", "tests", "bench", "noxfile.py", "dashboards_src"]
+CODE = ["dashgen", "tests", "bench", "noxfile.py", "dashboards_src", "example_app"]
 
 
 @nox.session(python=False)
@@ -49,3 +49,20 @@ def live(session: nox.Session) -> None:
     """Every panel of the example draws data from a real Prometheus and VictoriaMetrics."""
     session.run(PYTHON, "-m", "dashgen", "verify", "--live")
     session.run(PYTHON, "-m", "dashgen", "verify", "--live", "--engine", "victoria-metrics")
+
+
+@nox.session(python=False)
+def record(session: nox.Session) -> None:
+    """Recording coverage on the example: its app's tests record every declared metric,
+    and verify with the recording finds no dead panel."""
+    recording = ".dashgen/recorded.json"
+    session.run(PYTHON, "-m", "pytest", "example_app/tests", "--dashgen-record", "-n", "2")
+    session.run(PYTHON, "-m", "dashgen", "verify", "--recorded", recording)
+    session.run(PYTHON, "-m", "dashgen", "coverage", recording, "--fail-under", "100")
+
+
+@nox.session(python=False)
+def fuzz(session: nox.Session) -> None:
+    """The property-based tests at 2,000 examples each (CI runs 100); not run by default."""
+    session.env["DASHGEN_HYPOTHESIS_PROFILE"] = "fuzz"
+    session.run(PYTHON, "-m", "pytest", "tests/test_properties.py", "-n", "2", *session.posargs)

@@ -1,137 +1,45 @@
-"""Plain OTel code through the real pipeline, without reading private SDK attributes.
+"""dashgen's global MeterProvider: it knows every instrument the app creates, where, and what
+the app records into it, and costs the app almost nothing.
 
 dashgen installs one ``CapturingMeterProvider`` as the global provider (OTel allows that
-once per process). Every instrument the app creates through it is created on the current
-``Capture``'s private SDK provider, each on a meter scope of its own so that the exporter's
-output says which family came from which instrument, and is handed back wrapped, so that
-dashgen knows every instrument, where it was created, and what the app recorded.
+once per process). Every instrument the app creates through it goes to the current
+``Capture`` and the app gets back an object whose ``add``/``record``/``set`` only count:
+how many measurements, and the first attributes of every distinct key set. No SDK runs
+while the app does (it spends microseconds per measurement, counting a fraction of that);
+``dashgen.replay`` later records each key set once through the real exporter.
+
+This module imports the OTel API only, so that recording mode keeps pytest start-up light.
 """
 
 from __future__ import annotations
 
-import importlib
+import logging
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from opentelemetry import metrics as otel
-from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import CallbackOptions, Observation
-from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
 from opentelemetry.util.types import Attributes
-from prometheus_client import CollectorRegistry
 
+from dashgen.declare import CREATING
 from dashgen.errors import DashgenError
-from dashgen.families import Family
 from dashgen.hints import Kind
 
-#: Exemplars only cost time here: dashgen reads names, never trace links.
-ALWAYS_OFF = AlwaysOffExemplarFilter()
-_SCOPE_PREFIX = "dashgen.capture."
 _SKIPPED_DIRS = tuple(
     os.path.dirname(os.path.abspath(module.__file__ or "")) + os.sep
     for module in (sys.modules[__name__.split(".")[0]], otel)
 )
+_logger = logging.getLogger(__name__)
 
+Callback = Callable[[CallbackOptions], Iterable[Observation]]
 
-def _creation_site() -> str:
-    """The first frame outside dashgen and the OTel API: where the app made the instrument."""
-    frame = sys._getframe(1)
-    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(
-        _SKIPPED_DIRS
-    ):
-        frame = frame.f_back
-    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
-
-
-@dataclass
-class CapturedInstrument:
-    """One instrument the app created, and what the app (not dashgen) recorded into it."""
-
-    index: int
-    kind: Kind
-    name: str
-    unit: str
-    description: str
-    scope: str
-    site: str
-    sdk: Any
-    measurements: int = 0
-    attribute_keys: set[str] = field(default_factory=set)
-
-    def note(self, attributes: Attributes) -> None:
-        self.measurements += 1
-        if attributes:
-            self.attribute_keys.update(attributes)
-
-
-class Capture:
-    """One private SDK pipeline that the global provider routes new instruments into."""
-
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.provider = MeterProvider(
-            metric_readers=[PrometheusMetricReader(registry=self.registry)],
-            shutdown_on_exit=False,
-            exemplar_filter=ALWAYS_OFF,
-        )
-        self.instruments: list[CapturedInstrument] = []
-        self._lock = threading.Lock()
-
-    def create(
-        self, kind: Kind, scope: str, name: str, unit: str, description: str, **extra: Any
-    ) -> CapturedInstrument:
-        with self._lock:
-            index = len(self.instruments)
-            meter = self.provider.get_meter(f"{_SCOPE_PREFIX}{index}")
-            factory = getattr(meter, _FACTORIES[kind])
-            sdk = factory(name, unit=unit, description=description, **extra)
-            captured = CapturedInstrument(
-                index, kind, name, unit, description, scope, _creation_site(), sdk
-            )
-            self.instruments.append(captured)
-            return captured
-
-    def trigger_all(self) -> None:
-        """Record once into every synchronous instrument, the way the seed test did:
-        whichever of ``add``, ``record``, ``set`` it has. Not counted as the app's."""
-        for captured in self.instruments:
-            for method in ("add", "record", "set"):
-                if hasattr(captured.sdk, method):
-                    getattr(captured.sdk, method)(1)
-                    break
-
-    def families(self) -> list[Family]:
-        """Families as exported; label sets unknown (``None``): dashgen never guesses them."""
-        found = []
-        for prom in self.registry.collect():
-            scopes = {s.labels.get("otel_scope_name", "") for s in prom.samples}
-            owners = sorted(
-                self.instruments[int(scope[len(_SCOPE_PREFIX) :])].site
-                for scope in scopes
-                if scope.startswith(_SCOPE_PREFIX)
-            )
-            found.append(
-                Family(
-                    name=prom.name,
-                    type=prom.type,
-                    samples=tuple(sorted({s.name for s in prom.samples})),
-                    labels=None,
-                    source=", ".join(owners),
-                )
-            )
-        return sorted(found, key=lambda f: f.name)
-
-    def close(self) -> None:
-        self.provider.shutdown()
-
-
-_FACTORIES = {
+#: The meter method that creates each kind of instrument.
+FACTORIES = {
     Kind.COUNTER: "create_counter",
     Kind.UP_DOWN_COUNTER: "create_up_down_counter",
     Kind.HISTOGRAM: "create_histogram",
@@ -142,54 +50,184 @@ _FACTORIES = {
 }
 
 
-class _Recording:
-    """The instrument the app holds: forwards to the SDK and counts what the app records."""
+def _creation_site() -> tuple[str, int]:
+    """Where the app made the instrument: a dashgen metric's declaration, else the first
+    frame outside dashgen and the OTel API."""
+    declaration = CREATING.get()
+    if declaration is not None:
+        return declaration.file, declaration.line
+    frame = sys._getframe(1)
+    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+        _SKIPPED_DIRS
+    ):
+        frame = frame.f_back
+    return frame.f_code.co_filename, frame.f_lineno
+
+
+def _plain(callback: Any) -> Callback:
+    """A generator callback (the API allows one) as a function, driven the way the SDK does."""
+    if not isinstance(callback, Generator):
+        return callback  # type: ignore[no-any-return]
+    next(callback)
+
+    def send(options: CallbackOptions) -> Iterable[Observation]:
+        try:
+            return callback.send(options)  # type: ignore[no-any-return]
+        except StopIteration:
+            return []
+
+    return send
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One instrument and what the app recorded into it, as plain data that can cross into
+    another process (a pytest-xdist controller, the replay helper)."""
+
+    kind: Kind
+    name: str
+    unit: str
+    description: str
+    scope: str
+    file: str
+    line: int
+    measurements: int
+    attribute_sets: tuple[Mapping[str, Any], ...]
+    """The first attributes of each distinct key set the app recorded with."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "name": self.name,
+            "unit": self.unit,
+            "description": self.description,
+            "scope": self.scope,
+            "file": self.file,
+            "line": self.line,
+            "measurements": self.measurements,
+            "attribute_sets": [dict(a) for a in self.attribute_sets],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Snapshot:
+        return cls(
+            **{**data, "kind": Kind(data["kind"]), "attribute_sets": (*data["attribute_sets"],)}
+        )
+
+
+@dataclass(eq=False, slots=True)
+class CapturedInstrument:
+    """One instrument the app created, and what the app recorded into it."""
+
+    kind: Kind
+    name: str
+    unit: str
+    description: str
+    scope: str
+    file: str
+    line: int
+    callbacks: list[Callback]
+    """The app's callbacks of an observable; run by ``Capture.observe``."""
+    measurements: int = 0
+    attribute_sets: dict[tuple[str, ...], dict[str, Any]] = field(default_factory=dict)
+
+    def record(self, amount: float, attributes: Attributes = None, context: Any = None) -> None:
+        """Count one measurement of the app's: the app calls this directly as its
+        ``add``/``record``/``set``, so it is the whole cost of recording mode per call.
+
+        Not locked, for that cost: threads recording at once may lose a count, never the
+        fact that the instrument was recorded, nor a key set."""
+        self.measurements += 1
+        if attributes:
+            keys = tuple(attributes)
+            if keys not in self.attribute_sets:
+                self.attribute_sets[keys] = dict(attributes)
+
+    def observe(self, options: CallbackOptions) -> None:
+        for callback in self.callbacks:
+            try:
+                for observation in callback(options):
+                    self.record(observation.value, observation.attributes)
+            except Exception:  # the SDK logs a failing callback and carries on; so does dashgen
+                _logger.exception("dashgen: a callback of observable %r failed", self.name)
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(
+            kind=self.kind,
+            name=self.name,
+            unit=self.unit,
+            description=self.description,
+            scope=self.scope,
+            file=self.file,
+            line=self.line,
+            measurements=self.measurements,
+            attribute_sets=tuple(self.attribute_sets.values()),
+        )
+
+
+class Capture:
+    """The instruments created while this capture is the provider's current one."""
+
+    def __init__(self) -> None:
+        self.instruments: list[CapturedInstrument] = []
+        self._observables: list[CapturedInstrument] = []
+        self._lock = threading.Lock()
+
+    def create(
+        self,
+        kind: Kind,
+        scope: str,
+        name: str,
+        unit: str,
+        description: str,
+        callbacks: Sequence[Any] | None = None,
+    ) -> CapturedInstrument:
+        file, line = _creation_site()
+        captured = CapturedInstrument(
+            kind, name, unit, description, scope, file, line, [_plain(c) for c in callbacks or ()]
+        )
+        with self._lock:
+            self.instruments.append(captured)
+            if captured.callbacks:
+                self._observables.append(captured)
+        return captured
+
+    def observe(self) -> None:
+        """Run the app's observable callbacks once, as a periodic reader would; what they
+        observe counts as the app's recordings."""
+        options = CallbackOptions()
+        for captured in list(self._observables):
+            captured.observe(options)
+
+    def snapshots(self) -> list[Snapshot]:
+        return [captured.snapshot() for captured in self.instruments]
+
+
+class _Held:
+    """The instrument the app holds; its recording method is the captured ``record``."""
 
     def __init__(self, captured: CapturedInstrument) -> None:
-        self._captured = captured
         self.name = captured.name
         self.unit = captured.unit
         self.description = captured.description
 
-    def _forward(self, method: str, amount: float, attributes: Attributes, **extra: Any) -> None:
-        self._captured.note(attributes)
-        getattr(self._captured.sdk, method)(amount, attributes, **extra)
+
+class _Adding(_Held):
+    def __init__(self, captured: CapturedInstrument) -> None:
+        super().__init__(captured)
+        self.add = captured.record
 
 
-class _Adding(_Recording):
-    def add(self, amount: float, attributes: Attributes = None, **extra: Any) -> None:
-        self._forward("add", amount, attributes, **extra)
+class _Recording(_Held):
+    def __init__(self, captured: CapturedInstrument) -> None:
+        super().__init__(captured)
+        self.record = captured.record
 
 
-class _HistogramRecording(_Recording):
-    def record(self, amount: float, attributes: Attributes = None, **extra: Any) -> None:
-        self._forward("record", amount, attributes, **extra)
-
-
-class _GaugeSetting(_Recording):
-    def set(self, amount: float, attributes: Attributes = None, **extra: Any) -> None:
-        self._forward("set", amount, attributes, **extra)
-
-
-Callback = Callable[[CallbackOptions], Iterable[Observation]]
-
-
-def _counted(callbacks: Sequence[Any] | None, captured: list[CapturedInstrument]) -> list[Any]:
-    """Wrap plain callbacks so that their observations count as the app's recordings."""
-
-    def wrap(callback: Any) -> Any:
-        if not callable(callback):
-            return callback  # a generator: the SDK drives it; it cannot be counted here
-
-        def counting(options: CallbackOptions) -> Iterable[Observation]:
-            observations = list(callback(options))
-            for observation in observations:
-                captured[0].note(observation.attributes)
-            return observations
-
-        return counting
-
-    return [wrap(c) for c in callbacks or ()]
+class _Setting(_Held):
+    def __init__(self, captured: CapturedInstrument) -> None:
+        super().__init__(captured)
+        self.set = captured.record
 
 
 class _CapturingMeter(otel.Meter):
@@ -197,27 +235,32 @@ class _CapturingMeter(otel.Meter):
         super().__init__(name, version)
         self._provider = provider
 
-    def _sync(self, kind: Kind, wrapper: type[_Recording], name: str, **kwargs: Any) -> Any:
-        return wrapper(self._provider.current().create(kind, self.name, name, **kwargs))
-
-    def _observable(
-        self, kind: Kind, name: str, callbacks: Sequence[Any] | None, unit: str, description: str
+    def _create(
+        self,
+        kind: Kind,
+        held: type[_Held],
+        name: str,
+        unit: str,
+        description: str,
+        callbacks: Sequence[Any] | None = None,
     ) -> Any:
-        holder: list[CapturedInstrument] = []
-        captured = self._provider.current().create(
-            kind, self.name, name, unit, description, callbacks=_counted(callbacks, holder)
-        )
-        holder.append(captured)
-        return captured.sdk
+        current = self._provider.current()
+        if current is None:
+            # No capture runs (the app's own process after an --instruments check, say):
+            # behave as the API does without an SDK, instead of failing the app.
+            noop = getattr(otel.NoOpMeter(self.name), FACTORIES[kind])
+            extra = {} if held is not _Held else {"callbacks": callbacks}
+            return noop(name, unit=unit, description=description, **extra)
+        return held(current.create(kind, self.name, name, unit, description, callbacks))
 
     def create_counter(self, name: str, unit: str = "", description: str = "") -> Any:
-        return self._sync(Kind.COUNTER, _Adding, name, unit=unit, description=description)
+        return self._create(Kind.COUNTER, _Adding, name, unit, description)
 
     def create_up_down_counter(self, name: str, unit: str = "", description: str = "") -> Any:
-        return self._sync(Kind.UP_DOWN_COUNTER, _Adding, name, unit=unit, description=description)
+        return self._create(Kind.UP_DOWN_COUNTER, _Adding, name, unit, description)
 
     def create_gauge(self, name: str, unit: str = "", description: str = "") -> Any:
-        return self._sync(Kind.GAUGE, _GaugeSetting, name, unit=unit, description=description)
+        return self._create(Kind.GAUGE, _Setting, name, unit, description)
 
     def create_histogram(
         self,
@@ -227,14 +270,8 @@ class _CapturingMeter(otel.Meter):
         *,
         explicit_bucket_boundaries_advisory: Sequence[float] | None = None,
     ) -> Any:
-        return self._sync(
-            Kind.HISTOGRAM,
-            _HistogramRecording,
-            name,
-            unit=unit,
-            description=description,
-            explicit_bucket_boundaries_advisory=explicit_bucket_boundaries_advisory,
-        )
+        """Buckets do not change exported names, so they are not kept."""
+        return self._create(Kind.HISTOGRAM, _Recording, name, unit, description)
 
     def create_observable_counter(
         self,
@@ -243,7 +280,7 @@ class _CapturingMeter(otel.Meter):
         unit: str = "",
         description: str = "",
     ) -> Any:
-        return self._observable(Kind.OBSERVABLE_COUNTER, name, callbacks, unit, description)
+        return self._create(Kind.OBSERVABLE_COUNTER, _Held, name, unit, description, callbacks)
 
     def create_observable_up_down_counter(
         self,
@@ -252,7 +289,8 @@ class _CapturingMeter(otel.Meter):
         unit: str = "",
         description: str = "",
     ) -> Any:
-        return self._observable(Kind.OBSERVABLE_UP_DOWN_COUNTER, name, callbacks, unit, description)
+        kind = Kind.OBSERVABLE_UP_DOWN_COUNTER
+        return self._create(kind, _Held, name, unit, description, callbacks)
 
     def create_observable_gauge(
         self,
@@ -261,19 +299,17 @@ class _CapturingMeter(otel.Meter):
         unit: str = "",
         description: str = "",
     ) -> Any:
-        return self._observable(Kind.OBSERVABLE_GAUGE, name, callbacks, unit, description)
+        return self._create(Kind.OBSERVABLE_GAUGE, _Held, name, unit, description, callbacks)
 
 
 class CapturingMeterProvider(otel.MeterProvider):
-    """The global provider dashgen installs; each ``capture()`` gets a fresh pipeline."""
+    """The global provider dashgen installs; instruments go to the latest started capture."""
 
     def __init__(self) -> None:
         self._captures: list[Capture] = []
 
-    def current(self) -> Capture:
-        if not self._captures:
-            raise RuntimeError("no dashgen capture is active")
-        return self._captures[-1]
+    def current(self) -> Capture | None:
+        return self._captures[-1] if self._captures else None
 
     def get_meter(
         self,
@@ -284,59 +320,39 @@ class CapturingMeterProvider(otel.MeterProvider):
     ) -> otel.Meter:
         return _CapturingMeter(self, name, version)
 
+    def start(self) -> Capture:
+        """Take every new instrument, until ``stop`` (recording mode: the whole session)."""
+        capture = Capture()
+        self._captures.append(capture)
+        return capture
+
+    def stop(self, capture: Capture) -> None:
+        self._captures.remove(capture)
+
     @contextmanager
     def capturing(self) -> Iterator[Capture]:
-        session = Capture()
-        self._captures.append(session)
+        capture = self.start()
         try:
-            yield session
+            yield capture
         finally:
-            self._captures.remove(session)
-            session.close()
+            self.stop(capture)
 
 
-_GLOBAL: CapturingMeterProvider | None = None
+PROVIDER = CapturingMeterProvider()
 
 
 def install_global() -> CapturingMeterProvider:
-    """Make dashgen's provider the global one, once; fail loudly if the app got there first."""
-    global _GLOBAL
-    if _GLOBAL is None:
-        _GLOBAL = CapturingMeterProvider()
-        otel.set_meter_provider(_GLOBAL)
-    if otel.get_meter_provider() is not _GLOBAL:
+    """Make dashgen's provider the global one, once; fail loudly if the app got there first.
+
+    Instruments that code made through the API before are created on it right here: on the
+    current capture if one runs (recording mode starts its capture first), else as no-ops.
+    """
+    if otel.get_meter_provider() is not PROVIDER:
+        otel.set_meter_provider(PROVIDER)
+    if otel.get_meter_provider() is not PROVIDER:
         raise DashgenError(
             "instruments",
             "another MeterProvider is already the global one: dashgen must install its own "
             "before the app's code runs (call it before importing the app)",
         )
-    return _GLOBAL
-
-
-def families_from_callable(target: str, search_path: Path) -> list[Family]:
-    """Run ``module:function`` under dashgen's provider and export what it created.
-
-    The module is looked up from ``search_path`` (the project root) first, as the app's
-    own test runner would find it.
-    """
-    module_name, _, function_name = target.partition(":")
-    if not module_name or not function_name:
-        raise DashgenError("--instruments", f"expected 'module:function', got {target!r}")
-    provider = install_global()
-    with provider.capturing() as session:
-        sys.path.insert(0, str(search_path))
-        try:
-            function = getattr(importlib.import_module(module_name), function_name)
-            function()
-        except DashgenError:
-            raise
-        except Exception as error:
-            raise DashgenError(
-                target, f"creating the instruments failed: {type(error).__name__}: {error}"
-            ) from None
-        finally:
-            sys.path.remove(str(search_path))
-        if not session.instruments:
-            raise DashgenError(target, "created no instruments through the global MeterProvider")
-        session.trigger_all()
-        return session.families()
+    return PROVIDER

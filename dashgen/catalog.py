@@ -10,18 +10,25 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import itertools
+import math
+import os
 import re
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from types import ModuleType
+from types import CodeType, ModuleType
+from typing import get_args
 
-from dashgen.declare import Dashboard, Metric, MetricSpec
+from dashgen.declare import Dashboard, Metric, MetricSpec, Row
 from dashgen.errors import DashgenError
+from dashgen.hints import Aggregation, Current, CurrentStyle, Heatmap, Hint, Quantiles
 
 UID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,40}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -62,7 +69,8 @@ def load_catalog(sources: Path) -> Catalog:
     """Import every ``*.py`` under ``sources`` and collect what they declare."""
     if not sources.is_dir():
         raise DashgenError(str(sources), "sources dir not found (set [tool.dashgen] sources)")
-    modules = _import_sources(sources)
+    root = sources.resolve().parent
+    modules = _import_sources(sources, root)
     metrics: dict[int, Metric] = {}
     dashboards: dict[int, Dashboard] = {}
     for module in modules:
@@ -72,14 +80,20 @@ def load_catalog(sources: Path) -> Catalog:
             elif isinstance(value, Dashboard):
                 dashboards.setdefault(id(value), value)
     for dashboard in dashboards.values():
-        for row in dashboard.rows:
+        for row in _rows(dashboard, root):
             for metric in row.metrics:
                 metrics.setdefault(id(metric), metric)
-    root = sources.resolve().parent
-    specs = sorted((_relative(metric.spec(), root) for metric in metrics.values()), key=_spec_order)
+    unsorted = [_relative(metric.spec(), root) for metric in metrics.values()]
+    for spec in unsorted:
+        if not isinstance(spec.name, str):
+            raise DashgenError(
+                f"{spec.file}:{spec.line}",
+                f"a metric name must be a string, got {_kind_of(spec.name)}",
+            )
+    specs = sorted(unsorted, key=_spec_order)
     _check_unique_names(specs)
     for spec in specs:
-        check_hints(spec)
+        check_spec(spec)
     dashboard_specs = sorted(
         (_dashboard_spec(d, root) for d in dashboards.values()), key=lambda d: d.uid
     )
@@ -91,9 +105,67 @@ def where(spec: MetricSpec) -> str:
     return f"{spec.file}:{spec.line}: metric '{spec.name}'"
 
 
+def _rows(dashboard: Dashboard, root: Path) -> tuple[Row, ...]:
+    """The dashboard's rows, each checked to hold declarations (not names or other objects)."""
+    location = f"{_relative_file(dashboard.file, root)}:{dashboard.line}: dashboard "
+    location += repr(dashboard.title) if isinstance(dashboard.title, str) else "(untitled)"
+    for row in dashboard.rows:
+        if not isinstance(row, Row):
+            raise DashgenError(location, f"rows= takes Row(...) objects, got {_kind_of(row)}")
+        for metric in row.metrics:
+            if not isinstance(metric, Metric):
+                raise DashgenError(
+                    location,
+                    f"row {row.title!r} holds {_kind_of(metric)}, not a metric declaration",
+                )
+    return dashboard.rows
+
+
+def _kind_of(value: object) -> str:
+    """``'oops' (a str)``: what the user passed, short enough for one line."""
+    shown = repr(value)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    return f"{shown} (a {type(value).__name__})"
+
+
+def check_spec(spec: MetricSpec) -> None:
+    """What the SDK does not check but a dashboard needs: sane labels, buckets and hints."""
+    for label in spec.labels:
+        if not isinstance(label, str) or not label:
+            raise DashgenError(
+                where(spec), f"labels= takes non-empty strings, got {_kind_of(label)}"
+            )
+    if spec.buckets is not None:
+        finite = all(math.isfinite(b) for b in spec.buckets)
+        if not finite or any(a >= b for a, b in itertools.pairwise(spec.buckets)):
+            raise DashgenError(
+                where(spec),
+                f"buckets must be finite and strictly increasing, got {list(spec.buckets)}",
+            )
+        if spec.buckets and spec.buckets[0] < 0:
+            raise DashgenError(
+                where(spec),
+                f"buckets start below 0 ({spec.buckets[0]:g}): the Prometheus exporter then "
+                "drops the histogram's _count and _sum, which its panels need",
+            )
+    if not spec.hints and spec.exclude_reason is None:
+        raise DashgenError(
+            where(spec),
+            "hint=[] gives it no panel: pass a hint, leave hint= out for the default one, "
+            "or declare it with exclude='<reason>'",
+        )
+    check_hints(spec)
+
+
 def check_hints(spec: MetricSpec) -> None:
     """A hint must fit the instrument and may only group by attributes the metric declares."""
     for hint in spec.hints:
+        if not isinstance(hint, Hint):
+            # hint="rate" arrives letter by letter: name the type, not the letter.
+            got = "a string" if isinstance(hint, str) else _kind_of(hint)
+            raise DashgenError(
+                where(spec), f"hint= takes dashgen.hints objects such as hints.Rate(), got {got}"
+            )
         hint_name = type(hint).__name__
         if spec.kind not in hint.fits:
             fits = ", ".join(sorted(kind.value for kind in hint.fits))
@@ -107,8 +179,70 @@ def check_hints(spec: MetricSpec) -> None:
                     f"hint {hint_name} groups by '{label}', which is not among the declared "
                     f"labels {list(spec.labels)}",
                 )
+        if len(set(hint.by)) != len(hint.by):
+            raise DashgenError(where(spec), f"hint {hint_name} names a label twice in by={hint.by}")
+        if not _is_int(hint.width) or not _is_int(hint.height):
+            raise DashgenError(
+                where(spec), f"hint {hint_name} needs whole numbers for width, height"
+            )
         if hint.width < 1 or hint.width > 24 or hint.height < 1:
             raise DashgenError(where(spec), f"hint {hint_name} needs 1 <= width <= 24, height >= 1")
+        for threshold in hint.thresholds:
+            if not _is_threshold(threshold):
+                raise DashgenError(
+                    where(spec),
+                    f"hint {hint_name} has threshold {threshold!r}: use (number, 'colour') pairs",
+                )
+        _check_hint_options(spec, hint)
+
+
+def _check_hint_options(spec: MetricSpec, hint: Hint) -> None:
+    """The options that become PromQL or a panel type must be ones Grafana and PromQL know."""
+    if isinstance(hint, Heatmap) and hint.by:
+        raise DashgenError(
+            where(spec),
+            "hint Heatmap draws one distribution of all series: it takes no by= "
+            "(use Quantiles(by=...) for one line per group)",
+        )
+    if isinstance(hint, Quantiles):
+        if not hint.quantiles:
+            raise DashgenError(where(spec), "hint Quantiles needs at least one quantile")
+        for quantile in hint.quantiles:
+            if not _is_number(quantile) or not 0 <= quantile <= 1:
+                raise DashgenError(
+                    where(spec), f"hint Quantiles has quantile {quantile!r}: use 0 <= q <= 1"
+                )
+        if len(set(hint.quantiles)) != len(hint.quantiles):
+            raise DashgenError(where(spec), f"hint Quantiles repeats a quantile: {hint.quantiles}")
+    if isinstance(hint, Current):
+        styles, aggregations = get_args(CurrentStyle), get_args(Aggregation)
+        if hint.style not in styles:
+            raise DashgenError(
+                where(spec), f"hint Current has style={hint.style!r}: use one of {list(styles)}"
+            )
+        if hint.agg not in aggregations:
+            raise DashgenError(
+                where(spec), f"hint Current has agg={hint.agg!r}: use one of {list(aggregations)}"
+            )
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    """A finite real number (bools are not numbers here)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_threshold(value: object) -> bool:
+    return (
+        isinstance(value, tuple | list)
+        and len(value) == 2
+        and _is_number(value[0])
+        and isinstance(value[1], str)
+        and bool(value[1].strip())
+    )
 
 
 def _spec_order(spec: MetricSpec) -> tuple[str, str, int]:
@@ -169,16 +303,21 @@ def _dashboard_spec(dashboard: Dashboard, root: Path) -> DashboardSpec:
 
 
 def _check_dashboards(dashboards: list[DashboardSpec], specs: list[MetricSpec]) -> None:
+    # By case-folded uid: App.json and app.json are one file on macOS and Windows.
     seen: dict[str, DashboardSpec] = {}
     for dashboard in dashboards:
-        if dashboard.uid in seen:
-            first = seen[dashboard.uid]
+        first = seen.setdefault(dashboard.uid.casefold(), dashboard)
+        if first is not dashboard:
+            same = (
+                "is already used"
+                if first.uid == dashboard.uid
+                else f"differs only in case from '{first.uid}', used"
+            )
             raise DashgenError(
                 f"{dashboard.file}:{dashboard.line}: dashboard '{dashboard.title}'",
-                f"uid '{dashboard.uid}' is already used by '{first.title}' "
+                f"uid '{dashboard.uid}' {same} by '{first.title}' "
                 f"({first.file}:{first.line}); pass a distinct uid=",
             )
-        seen[dashboard.uid] = dashboard
     placed = {name for d in dashboards for row in d.rows for name in row.metrics}
     for spec in specs:
         if spec.exclude_reason is not None:
@@ -193,31 +332,54 @@ def _check_dashboards(dashboards: list[DashboardSpec], specs: list[MetricSpec]) 
             )
 
 
-def _import_sources(sources: Path) -> list[ModuleType]:
-    """Import each source file; a package dir is imported as that package."""
+def _import_sources(sources: Path, root: Path) -> list[ModuleType]:
+    """Import each source file; a package dir is imported as that package.
+
+    Messages name files relative to ``root``, as every other build message does.
+    """
     sources = sources.resolve()
     is_package = (sources / "__init__.py").is_file()
     search_path = sources.parent if is_package else sources
     prefix = f"{sources.name}." if is_package else ""
     files = sorted(p for p in sources.glob("*.py") if p.name != "__init__.py")
     names = [prefix + p.stem for p in files]
-    with _isolated_imports(str(search_path), [n.split(".")[0] for n in names]):
+    with _isolated_imports(str(search_path), [n.split(".")[0] for n in names], sources):
         modules = []
         for path, name in zip(files, names, strict=True):
-            modules.append(_import_one(path, name))
+            modules.append(_import_one(path, name, root))
         return modules
 
 
-def _import_one(path: Path, name: str) -> ModuleType:
+def _import_one(path: Path, name: str, root: Path) -> ModuleType:
+    """Import one source; anything it raises but Ctrl-C becomes one line naming the file.
+
+    ``sys.exit()`` in a source counts too: letting it through would end ``dashgen build
+    --check`` with the source's exit code (0: a silent green) and nothing checked.
+    """
     try:
         return importlib.import_module(name)
     except SyntaxError as error:
+        file = (
+            _relative_file(error.filename, root)
+            if error.filename
+            else _relative_file(str(path), root)
+        )
+        line = f":{error.lineno}" if error.lineno is not None else ""
+        raise DashgenError(f"{file}{line}", f"syntax error: {error.msg}") from None
+    except SystemExit as error:
         raise DashgenError(
-            f"{error.filename or path}:{error.lineno}", f"syntax error: {error.msg}"
+            _relative_file(str(path), root),
+            f"importing {path.name} called sys.exit({error.code!r}): sources must not exit",
         ) from None
-    except Exception as error:
+    except (KeyboardInterrupt, GeneratorExit):
+        raise
+    except BaseException as error:
         frame = _innermost_frame_in(error, path.parent)
-        location = f"{frame.filename}:{frame.lineno}" if frame else str(path)
+        location = (
+            f"{_relative_file(frame.filename, root)}:{frame.lineno}"
+            if frame
+            else _relative_file(str(path), root)
+        )
         raise DashgenError(
             location, f"importing {path.name} failed: {type(error).__name__}: {error}"
         ) from None
@@ -233,11 +395,19 @@ def _innermost_frame_in(error: BaseException, directory: Path) -> traceback.Fram
 
 
 @contextmanager
-def _isolated_imports(search_path: str, top_names: list[str]) -> Iterator[None]:
+def _isolated_imports(
+    search_path: str, top_names: list[str], sources: Path | None = None
+) -> Iterator[None]:
     """Import user sources fresh, and put ``sys.modules`` back as it was afterwards.
 
     Two builds in one process (tests, the pytest plugin) must not see each other's modules,
     and an app that already imported its declarations keeps its own objects.
+
+    Fresh also means from the source text, never from ``__pycache__``: Python trusts a
+    cached ``.pyc`` whose recorded mtime (whole seconds) and size match the source, so an
+    edit that keeps the size within the same second (``"a.b"`` -> ``"a.c"``) would be
+    read as the old code, and verify would pass on what the code no longer says. So the
+    modules under ``sources`` (default: ``search_path``) are compiled from their text.
     """
     roots = set(top_names)
 
@@ -245,11 +415,51 @@ def _isolated_imports(search_path: str, top_names: list[str]) -> Iterator[None]:
         return {k: sys.modules.pop(k) for k in list(sys.modules) if k.split(".")[0] in roots}
 
     saved = take()
+    fresh = _FreshSources(str(sources) if sources is not None else search_path)
+    sys.meta_path.insert(0, fresh)
     sys.path.insert(0, search_path)
     importlib.invalidate_caches()
     try:
         yield
     finally:
         sys.path.remove(search_path)
+        sys.meta_path.remove(fresh)
         take()
         sys.modules.update(saved)
+
+
+class _SourceOnlyLoader(importlib.machinery.SourceFileLoader):
+    """Compiles the file's current text on every import: never reads or writes a ``.pyc``."""
+
+    def get_code(self, fullname: str) -> CodeType:
+        path = self.get_filename(fullname)
+        return self.source_to_code(self.get_data(path), path)
+
+
+class _FreshSources(importlib.abc.MetaPathFinder):
+    """Loads the modules whose file is under ``directory`` with :class:`_SourceOnlyLoader`.
+
+    Anything else (the app's dependencies) is left to the normal finders and their
+    ``.pyc`` files, so importing a large library from a source stays as fast as usual.
+    """
+
+    def __init__(self, directory: str) -> None:
+        self.directory = os.path.abspath(directory)
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
+        if (
+            spec is None
+            or spec.origin is None
+            or not isinstance(spec.loader, importlib.machinery.SourceFileLoader)
+            or os.path.commonpath([os.path.abspath(spec.origin), self.directory]) != self.directory
+        ):
+            return None
+        return importlib.util.spec_from_file_location(
+            fullname,
+            spec.origin,
+            loader=_SourceOnlyLoader(fullname, spec.origin),
+            submodule_search_locations=spec.submodule_search_locations,
+        )

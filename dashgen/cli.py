@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
@@ -15,9 +17,10 @@ from rich.text import Text
 
 from dashgen.build import generate
 from dashgen.config import Config, load_config
+from dashgen.coverage import render_table
 from dashgen.errors import DashgenError
 from dashgen.report import render_human, render_live_human, to_json
-from dashgen.verify import LiveOptions
+from dashgen.verify import LiveOptions, recording_coverage
 from dashgen.verify import verify as run_verify
 from dashgen.write import diff_tree, write_tree
 
@@ -60,20 +63,34 @@ def _config(project: Path, **overrides: object) -> Config:
     return load_config(project, overrides)
 
 
+class _Terminated(BaseException):
+    """SIGTERM (a CI timeout, ``kill``) unwinds like Ctrl-C, so servers and temp dirs go."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
 @contextmanager
 def _guarded() -> Iterator[None]:
-    """Bad input: one line, exit 2. Ctrl-C: exit 130, with nothing written and no server left.
+    """Bad input: one line, exit 2. Ctrl-C or SIGTERM: exit 130 or 143, with nothing
+    written and no server left running.
 
     The message is plain text, so that PromQL like ``x[5m]`` is never read as markup.
     """
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         yield
     except DashgenError as error:
         err.print(Text.assemble(("error:", "bold red"), f" {error}"), soft_wrap=True)
         raise typer.Exit(2) from None
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _Terminated) as stop:
         err.print(Text("interrupted: nothing was written", style="bold red"), soft_wrap=True)
-        raise typer.Exit(130) from None
+        raise typer.Exit(143 if isinstance(stop, _Terminated) else 130) from None
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 @app.command()
@@ -183,6 +200,15 @@ def verify(
             help="With --url: name of the environment variable holding a bearer token.",
         ),
     ] = None,
+    recorded: Annotated[
+        Path | None,
+        typer.Option(
+            "--recorded",
+            help="Recording of the app's test run (pytest --dashgen-record): also find dead "
+            "panels, dead instruments and labels the run contradicts [default: [tool.dashgen] "
+            "recorded].",
+        ),
+    ] = None,
     sources: SourcesOption = None,
     output: OutputOption = None,
     project: ConfigDirOption = Path("."),
@@ -197,7 +223,13 @@ def verify(
     with _guarded():
         if (url or token_env) and not live:
             raise DashgenError("--url", "--url and --token-env go with --live")
-        config = _config(project, sources=sources, output=output, instruments=instruments)
+        config = _config(
+            project,
+            sources=sources,
+            output=output,
+            instruments=instruments,
+            recorded=recorded.resolve() if recorded else None,
+        )
         directory = dashboards if dashboards is not None else config.output
         with _progress(output_format is OutputFormat.human and live) as advance:
             result = run_verify(config, directory, options, advance)
@@ -208,6 +240,65 @@ def verify(
         if result.live is not None:
             render_live_human(result.live, out)
     if not result.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def coverage(
+    recording: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Recording to report on [default: [tool.dashgen] recorded, else "
+            ".dashgen/recorded.json].",
+            show_default=False,
+        ),
+    ] = None,
+    fail_under: Annotated[
+        float | None,
+        typer.Option(
+            "--fail-under",
+            min=0,
+            max=100,
+            help="Exit 1 if less than this percentage of instruments was recorded.",
+        ),
+    ] = None,
+    dashboards: Annotated[
+        Path | None,
+        typer.Option(
+            "--dashboards",
+            help="Dir of dashboard JSON whose panels to list [default: the configured output dir].",
+        ),
+    ] = None,
+    instruments: Annotated[
+        str | None,
+        typer.Option(
+            "--instruments",
+            help="module:function that creates plain OTel instruments, as for verify.",
+        ),
+    ] = None,
+    sources: SourcesOption = None,
+    project: ConfigDirOption = Path("."),
+) -> None:
+    """Report what the recorded test run really recorded, in the manner of coverage.py.
+
+    One row per instrument: kind, measurements, label keys, the panels that show it, and
+    whether the run recorded it; then the share of instruments recorded. Exit 0, 1 below
+    --fail-under, 2 bad input.
+    """
+    with _guarded():
+        config = _config(
+            project,
+            sources=sources,
+            instruments=instruments,
+            recorded=recording.resolve() if recording else None,
+        )
+        report = recording_coverage(config, dashboards if dashboards is not None else config.output)
+    out.print(render_table(report), markup=False, highlight=False)
+    if fail_under is not None and report.percent < fail_under:
+        out.print(
+            f"coverage failure: {report.percent:.2f}% of instruments recorded is less than "
+            f"--fail-under={fail_under:g}"
+        )
         raise typer.Exit(1)
 
 

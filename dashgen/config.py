@@ -24,6 +24,10 @@ class Config:
     scrape_labels: frozenset[str] = DEFAULT_SCRAPE_LABELS
     external: tuple[ExternalMetric, ...] = ()
     exclude: Mapping[str, str] = field(default_factory=dict)
+    recorded: Path | None = None
+    """A recording of the app's test run (``pytest --dashgen-record``) for verify to use."""
+    unrecorded: Mapping[str, str] = field(default_factory=dict)
+    """Instrument name -> why the tests cannot record it (no dead-instrument finding)."""
 
     def rules(self) -> ContractRules:
         return ContractRules(
@@ -41,6 +45,8 @@ _KEYS = {
     "scrape_labels",
     "external",
     "exclude",
+    "recorded",
+    "unrecorded",
 }
 
 
@@ -80,9 +86,20 @@ def load_config(start: Path, overrides: Mapping[str, Any] | None = None) -> Conf
             scrape_labels=frozenset(table.get("scrape_labels", DEFAULT_SCRAPE_LABELS)),
             external=tuple(_external(e) for e in table.get("external", [])),
             exclude={str(k): str(v) for k, v in table.get("exclude", {}).items()},
+            recorded=root / str(table["recorded"]) if "recorded" in table else None,
+            unrecorded=_reasons(table.get("unrecorded", {})),
         )
     except (KeyError, TypeError, AttributeError) as error:
         raise DashgenError(where, f"malformed value: {error}") from None
+
+
+def _reasons(table: Mapping[str, Any]) -> dict[str, str]:
+    """``{"name" = "reason"}``: an entry without a reason excuses nothing."""
+    reasons = {str(name): str(reason).strip() for name, reason in table.items()}
+    missing = sorted(name for name, reason in reasons.items() if not reason)
+    if missing:
+        raise KeyError(f"unrecorded entries need a non-empty reason: {missing}")
+    return reasons
 
 
 def _external(entry: Mapping[str, Any]) -> ExternalMetric:

@@ -95,6 +95,20 @@ class Finding:
     message: str
     hint: str
 
+    @classmethod
+    def at(cls, target: Target, kind: str, subject: str, message: str, hint: str) -> Finding:
+        """A finding about one query target: its file, dashboard, panel and refId."""
+        return cls(
+            kind=kind,
+            file=target.file,
+            dashboard=target.dashboard,
+            panel=target.panel,
+            ref_id=target.ref_id,
+            subject=subject,
+            message=message,
+            hint=hint,
+        )
+
     def sort_key(self) -> tuple[str, ...]:
         """File, panel, refId, kind, subject first; the rest only breaks ties."""
         return (
@@ -524,18 +538,7 @@ class _Checker:
         return None if unknown else frozenset(union)
 
     def _add(self, target: Target, kind: str, subject: str, message: str, hint: str) -> None:
-        self.findings.add(
-            Finding(
-                kind=kind,
-                file=target.file,
-                dashboard=target.dashboard,
-                panel=target.panel,
-                ref_id=target.ref_id,
-                subject=subject,
-                message=message,
-                hint=hint,
-            )
-        )
+        self.findings.add(Finding.at(target, kind, subject, message, hint))
 
 
 def _where(target: Target) -> str:

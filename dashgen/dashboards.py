@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,7 +168,7 @@ def _targets(
     for position, raw in enumerate(targets):
         if not isinstance(raw, dict):
             raise DashgenError(file, f"panel {title!r}: a target is not an object")
-        ref_id = raw.get("refId")
+        stored_ref = raw.get("refId")
         expr = raw.get("expr")
         datasource = (
             _resolve(raw.get("datasource"), variables) or panel_datasource or DEFAULT_DATASOURCE
@@ -177,7 +178,7 @@ def _targets(
             dashboard=dashboard,
             panel=title,
             panel_id=panel_id if type(panel_id) is int else None,
-            ref_id=ref_id if isinstance(ref_id, str) and ref_id else _ref_id(position),
+            ref_id=stored_ref if isinstance(stored_ref, str) and stored_ref else ref_id(position),
             expr=_text(expr),
             legend=_text(raw.get("legendFormat")),
             datasource=datasource,
@@ -199,10 +200,17 @@ def _load(path: Path, file: str) -> dict[str, object]:
         data: object = json.loads(text)
     except json.JSONDecodeError as error:
         raise DashgenError(
-            file, f"not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
+            file,
+            # "Unterminated string starting at" already ends in "at".
+            f"not valid JSON: {error.msg.removesuffix(' at')} at line {error.lineno} "
+            f"column {error.colno}",
         ) from None
     except RecursionError:
         raise DashgenError(file, "not valid JSON: nested too deeply") from None
+    except ValueError:  # json reads integers through int(), which refuses very long ones
+        raise DashgenError(
+            file, f"not valid JSON: an integer has more than {sys.get_int_max_str_digits()} digits"
+        ) from None
     if isinstance(data, dict) and "panels" not in data and "rows" not in data:
         wrapped = data.get("dashboard")  # {"dashboard": {...}, "meta": {...}} (HTTP API)
         data = wrapped if isinstance(wrapped, dict) else data
@@ -336,8 +344,8 @@ def _skip_reason(datasource: str, expr: object) -> str | None:
     return None
 
 
-def _ref_id(position: int) -> str:
-    """Grafana's refId for the target at ``position`` when none is stored: A..Z, AA, AB..."""
+def ref_id(position: int) -> str:
+    """Grafana's refId for the target at ``position``: A..Z, AA, AB..."""
     letters = ""
     position += 1
     while position:

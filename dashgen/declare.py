@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from opentelemetry import metrics as otel_metrics
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
@@ -22,6 +23,10 @@ Attributes = Mapping[str, str | bool | int | float]
 ObservableCallback = Callable[[CallbackOptions], Iterable[Observation]]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+#: The declaration whose instrument is being created right now: a capturing MeterProvider
+#: reads it to name the declaration, not the first ``add`` caller, as the creation site.
+CREATING: ContextVar[Metric | None] = ContextVar("dashgen_creating", default=None)
 
 
 def _caller_origin() -> tuple[str, int]:
@@ -48,6 +53,17 @@ class MetricSpec:
     exclude_reason: str | None
     file: str
     line: int
+
+
+class Options(TypedDict, total=False):
+    """What every declaration kind accepts besides its name."""
+
+    unit: str
+    description: str
+    labels: Sequence[str]
+    hint: Hint | Sequence[Hint] | None
+    exclude: str | None
+    scope: str
 
 
 class Metric:
@@ -110,7 +126,11 @@ class Metric:
 
     def _get(self) -> Any:
         if self._instrument is None:
-            self._instrument = self._create()
+            token = CREATING.set(self)
+            try:
+                self._instrument = self._create()
+            finally:
+                CREATING.reset(token)
         return self._instrument
 
     def __repr__(self) -> str:
@@ -154,26 +174,9 @@ class Histogram(Metric):
     kind = Kind.HISTOGRAM
 
     def __init__(
-        self,
-        name: str,
-        *,
-        buckets: Sequence[float] | None = None,
-        unit: str = "",
-        description: str = "",
-        labels: Sequence[str] = (),
-        hint: Hint | Sequence[Hint] | None = None,
-        exclude: str | None = None,
-        scope: str = "dashgen",
+        self, name: str, *, buckets: Sequence[float] | None = None, **options: Unpack[Options]
     ) -> None:
-        super().__init__(
-            name,
-            unit=unit,
-            description=description,
-            labels=labels,
-            hint=hint,
-            exclude=exclude,
-            scope=scope,
-        )
+        super().__init__(name, **options)
         self.buckets = None if buckets is None else tuple(float(b) for b in buckets)
 
     def spec(self) -> MetricSpec:
@@ -202,22 +205,9 @@ class _Observable(Metric):
         name: str,
         *,
         callbacks: Sequence[ObservableCallback] = (),
-        unit: str = "",
-        description: str = "",
-        labels: Sequence[str] = (),
-        hint: Hint | Sequence[Hint] | None = None,
-        exclude: str | None = None,
-        scope: str = "dashgen",
+        **options: Unpack[Options],
     ) -> None:
-        super().__init__(
-            name,
-            unit=unit,
-            description=description,
-            labels=labels,
-            hint=hint,
-            exclude=exclude,
-            scope=scope,
-        )
+        super().__init__(name, **options)
         self.callbacks: list[ObservableCallback] = list(callbacks)
 
     def observe(self, callback: ObservableCallback) -> ObservableCallback:

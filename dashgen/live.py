@@ -134,17 +134,7 @@ def run_queries(
 
 
 def _finding(parsed: ParsedTarget, kind: str, subject: str, message: str, hint: str) -> Finding:
-    target = parsed.target
-    return Finding(
-        kind=kind,
-        file=target.file,
-        dashboard=target.dashboard,
-        panel=target.panel,
-        ref_id=target.ref_id,
-        subject=subject,
-        message=message,
-        hint=hint,
-    )
+    return Finding.at(parsed.target, kind, subject, message, hint)
 
 
 def _kind_findings(parsed: ParsedTarget, types: Mapping[str, str]) -> Iterator[Finding]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from dashgen.catalog import Catalog, DashboardSpec
+from dashgen.dashboards import ref_id
 from dashgen.export import Exported, ExportedMetric
 from dashgen.hints import Average, Current, Heatmap, Hint, Increase, Quantiles, Rate, Threshold
 
@@ -158,7 +159,7 @@ def _panel(panel_id: int, metric: ExportedMetric, hint: Hint, grid: GridPos) -> 
             buckets = _agg("sum", ["le", *by], f"rate({metric.bucket_sample}[$__rate_interval])")
             targets = tuple(
                 TargetPlan(
-                    _ref_id(i),
+                    ref_id(i),
                     f"histogram_quantile({q:g}, {buckets})",
                     hint.legend if hint.legend is not None else _legend(by, "", f"p{q * 100:g}"),
                 )
@@ -194,13 +195,3 @@ def _panel(panel_id: int, metric: ExportedMetric, hint: Hint, grid: GridPos) -> 
         grid=grid,
         metric=spec.name,
     )
-
-
-def _ref_id(index: int) -> str:
-    """A, B, ... Z, AA, AB ...: Grafana's own refId sequence."""
-    letters = ""
-    index += 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        letters = chr(ord("A") + rest) + letters
-    return letters

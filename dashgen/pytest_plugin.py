@@ -9,13 +9,19 @@
       dashgen_contract = true
 
   It reads ``[tool.dashgen]`` (sources or ``instruments``, the dashboards dir, externals,
-  exclusions) and fails with the same findings as ``dashgen verify``.
+  exclusions) and fails with the same findings as ``dashgen verify``;
+- recording mode (``pytest --dashgen-record``, or ``dashgen_record = true``): the user's own
+  tests run unchanged under dashgen's MeterProvider, and the session writes what they
+  created and recorded to ``[tool.dashgen] recorded`` (default ``.dashgen/recorded.json``).
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -28,6 +34,8 @@ if TYPE_CHECKING:  # the pipeline is imported on first use, not at every pytest 
     from dashgen.families import Family
 
 MARKER = "grafana_contract"
+#: Where a pytest-xdist worker hands its recording to the controller.
+RECORDING_KEY = "dashgen_recording"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -42,6 +50,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="",
         help="dashgen: dir of dashboard JSON for the contract [default: [tool.dashgen] output]",
     )
+    parser.getgroup("dashgen").addoption(
+        "--dashgen-record",
+        action="store_true",
+        default=False,
+        help="dashgen: record which OTel instruments the tests create and record, into "
+        "[tool.dashgen] recorded [default: .dashgen/recorded.json]",
+    )
+    parser.addini(
+        "dashgen_record",
+        type="bool",
+        default=False,
+        help="dashgen: recording mode on every run, as with --dashgen-record",
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    """Recording mode starts here, before conftest files and test modules import the app."""
+    if early_config.known_args_namespace.dashgen_record or early_config.getini("dashgen_record"):
+        recorder = Recorder(early_config.rootpath)
+        early_config.pluginmanager.register(recorder, "dashgen-recorder")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -95,8 +124,9 @@ class ContractItem(pytest.Item):
 
         dashgen = _dashgen_config(self.config)
         directory = _dashboards_dir(self.config, dashgen)
-        families = code_side(dashgen, directory).families
-        result = check_contract(read_dashboards(directory, dashgen.root), families, dashgen.rules())
+        code = code_side(dashgen, directory)
+        dashboards = read_dashboards(directory, dashgen.root)
+        result = check_contract(dashboards, code.families, code.rules(dashgen))
         if not result.ok:
             raise ContractFailure(result)
 
@@ -130,3 +160,83 @@ def pytest_collection_modifyitems(
         item = ContractItem.from_parent(session, name="dashgen_contract")
         item.add_marker(MARKER)
         items.append(item)
+
+
+class Recorder:
+    """Recording mode: dashgen's MeterProvider is the global one for the whole session.
+
+    The tests run unchanged; after each test the observables' callbacks run once, as a
+    periodic reader would run them. Only counting happens in this process: the helper
+    (``python -m dashgen.replay``) imports the export pipeline while the tests run, and at
+    the end turns the snapshots into the recording file. pytest-xdist workers start no
+    helper; they hand their snapshots to the controller's.
+    """
+
+    def __init__(self, rootpath: Path) -> None:
+        from dashgen.capture import PROVIDER, install_global
+
+        self.capture = PROVIDER.start()
+        try:
+            install_global()
+        except DashgenError as error:
+            raise pytest.UsageError(f"dashgen recording mode: {error}") from None
+        self.rootpath = rootpath
+        self.helper: subprocess.Popen[bytes] | None = None
+        self.received: list[dict[str, Any]] = []
+        self.summary: list[str] = []
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """Before collection, so that the helper's imports overlap collection and tests."""
+        if not hasattr(session.config, "workerinput"):
+            self.helper = _start_helper()
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_teardown(self) -> None:
+        """Before the test's fixtures are torn down, while what they observe still exists."""
+        self.capture.observe()
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any) -> None:
+        """pytest-xdist controller: keep what a worker recorded."""
+        self.received.extend(getattr(node, "workeroutput", {}).get(RECORDING_KEY, []))
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        snapshots = [s.to_json() for s in self.capture.snapshots()]
+        if self.helper is None:
+            session.config.workeroutput[RECORDING_KEY] = snapshots  # type: ignore[attr-defined]
+            return
+        if session.config.option.collectonly or session.exitstatus == pytest.ExitCode.INTERRUPTED:
+            self.helper.communicate(b"")  # not a whole run: keep the last recording
+            return
+        request = {"rootpath": str(self.rootpath), "instruments": snapshots + self.received}
+        output, errors = self.helper.communicate(json.dumps(request, default=str).encode())
+        try:
+            answer = json.loads(output)
+        except ValueError:
+            answer = {"error": f"the helper failed: {errors.decode(errors='replace').strip()}"}
+        if "error" in answer:
+            self.summary = [f"error: {answer['error']}"]
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
+            return
+        self.summary = [
+            f"{answer['recorded']} of {answer['instruments']} instruments recorded; "
+            f"wrote {answer['path']}"
+        ]
+        if answer["dead"]:
+            self.summary.append(f"never recorded: {', '.join(answer['dead'])}")
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if self.summary:
+            terminalreporter.write_sep("-", "dashgen recording")
+            for line in self.summary:
+                terminalreporter.write_line(line)
+
+
+def _start_helper() -> subprocess.Popen[bytes]:
+    """Started now so that its imports overlap the test run; waits for its request."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "dashgen.replay"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )

@@ -355,14 +355,13 @@ class VictoriaMetricsServer(_LocalServer):
     _ready_path = "/health"
 
     def _argv(self, root: Path, port: int) -> list[str]:
-        # latencyOffset=0 and no cache: imported history is visible right away, up to "now".
+        # latencyOffset=0: the last 30 s before "now" are not held back from queries.
         # The default cap of 30 labels would silently drop labels a panel may filter on.
         return [
             self._executable,
             f"-httpListenAddr=127.0.0.1:{port}",
             f"-storageDataPath={root / 'data'}",
             "-retentionPeriod=100y",
-            "-search.disableCache",
             "-search.latencyOffset=0s",
             "-maxLabelsPerTimeseries=1000",
             "-loggerLevel=ERROR",

@@ -7,28 +7,39 @@ user callable that creates plain OTel instruments (adoption on an existing codeb
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from dashgen.build import generate
-from dashgen.capture import families_from_callable
 from dashgen.catalog import Catalog
 from dashgen.config import Config
 from dashgen.contract import (
     MISSING_FILE,
     ORPHAN_FILE,
     STALE_FILE,
+    ContractRules,
     Finding,
     VerifyResult,
     check_contract,
+)
+from dashgen.coverage import (
+    CodeInstrument,
+    Coverage,
+    created_instruments,
+    declared_instruments,
+    learn_labels,
+    measure,
+    with_recording,
 )
 from dashgen.dashboards import DashboardQueries, read_dashboards
 from dashgen.errors import DashgenError
 from dashgen.families import Family
 from dashgen.feed import feed_catalog
 from dashgen.live import LiveResult, Timings, Window, run_queries, stopwatch
+from dashgen.recording import DEFAULT_PATH, read_recording
+from dashgen.replay import export_callable
 from dashgen.tsdb import (
     Engine,
     ExistingEndpoint,
@@ -51,17 +62,40 @@ class CodeSide:
     """Stale/missing/orphan files of the output dir; ``None`` when not checked."""
     catalog: Catalog | None = None
     """The declarations, when the code side is dashgen sources."""
+    instruments: tuple[CodeInstrument, ...] = ()
+    """The declared or created instruments, for a recording to be matched against."""
+    excluded: Mapping[str, str] = field(default_factory=dict)
+    """Families of declarations marked ``exclude=``: family name -> reason."""
+
+    def rules(self, config: Config) -> ContractRules:
+        """The configured rules, plus the exclusions the declarations themselves carry."""
+        rules = config.rules()
+        return replace(rules, excluded={**self.excluded, **rules.excluded})
 
 
 def code_side(config: Config, directory: Path) -> CodeSide:
     """What the code exports; for dashgen sources also whether ``directory`` is stale."""
     if config.instruments:
-        return CodeSide(tuple(families_from_callable(config.instruments, config.root)), None)
+        created = export_callable(config.instruments, config.root)
+        return CodeSide(
+            tuple(created.families), None, instruments=created_instruments(created.instruments)
+        )
     built = generate(config)
     drift = None
     if directory.resolve() == config.output.resolve():
         drift = tuple(diff_tree(config.output, built.files))
-    return CodeSide(built.exported.families, drift, built.catalog)
+    excluded = {
+        metric.family.name: metric.spec.exclude_reason
+        for metric in built.exported.metrics.values()
+        if metric.spec.exclude_reason is not None
+    }
+    return CodeSide(
+        built.exported.families,
+        drift,
+        built.catalog,
+        declared_instruments(built.exported),
+        excluded,
+    )
 
 
 @dataclass(frozen=True)
@@ -92,12 +126,28 @@ def verify(
         raise DashgenError(str(directory), "dashboards dir not found")
     code = code_side(config, directory)
     dashboards = read_dashboards(directory.resolve(), config.root)
-    static = _with_drift(
-        check_contract(dashboards, code.families, config.rules()), code, directory, config
-    )
+    recording = read_recording(config.recorded) if config.recorded else None
+    families = code.families if recording is None else learn_labels(code.families, recording)
+    static = check_contract(dashboards, families, code.rules(config))
+    if recording is not None:
+        coverage = measure(code.instruments, recording, dashboards, config.unrecorded)
+        static = with_recording(static, coverage, dashboards)
+    static = _with_drift(static, code, directory, config)
     if live is None:
         return Verified(static)
     return Verified(static, run_live(code, dashboards, live, progress))
+
+
+def recording_coverage(config: Config, directory: Path) -> Coverage:
+    """``dashgen coverage``: the recording against the code's instruments (when there are
+    dashgen sources or an ``--instruments`` callable) and the panels in ``directory``."""
+    recording = read_recording(config.recorded or config.root / DEFAULT_PATH)
+    if not directory.is_dir():
+        raise DashgenError(str(directory), "dashboards dir not found")
+    has_code = config.instruments or config.sources.is_dir()
+    code = code_side(config, directory).instruments if has_code else ()
+    dashboards = read_dashboards(directory.resolve(), config.root)
+    return measure(code, recording, dashboards, config.unrecorded)
 
 
 def run_live(

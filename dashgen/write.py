@@ -3,6 +3,10 @@
 A build writes every file into a fresh temp dir beside the output dir, then renames the
 old dir away and the new one in. Whatever fails before the swap (a bad source, a full
 disk, Ctrl-C) leaves the output dir exactly as it was.
+
+Because the swap replaces the whole dir, it only replaces a dir that holds nothing but what
+a build writes (dashboards at the top, YAML under ``provisioning/``): an output dir
+misconfigured as the project root, the sources or ``docs/`` is refused, not wiped.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from dashgen.errors import DashgenError
 
 DriftKind = Literal["stale", "missing", "orphan"]
 
@@ -60,14 +66,61 @@ def diff_tree(out_dir: Path, files: Mapping[str, bytes]) -> list[Drift]:
 def _same(path: Path, data: bytes) -> bool:
     if path.is_symlink() or not path.is_file():
         return False
-    return path.stat().st_size == len(data) and path.read_bytes() == data
+    try:
+        return path.stat().st_size == len(data) and path.read_bytes() == data
+    except OSError as error:
+        raise DashgenError(str(path), f"cannot read: {error.strerror or error}") from None
+
+
+def owned(relative: str) -> bool:
+    """Whether a build could have written ``relative``: so whether replacing it loses nothing."""
+    top, _, rest = relative.partition("/")
+    if not rest:
+        return top.endswith(".json")
+    return top == "provisioning" and rest.endswith((".yaml", ".yml"))
+
+
+def check_replaceable(out_dir: Path, files: Mapping[str, bytes]) -> None:
+    """Refuse to swap out anything a build did not write: the swap would delete it."""
+    if out_dir.is_symlink() or not out_dir.exists():
+        return  # replacing a link loses nothing: its target is never touched
+    if not out_dir.is_dir():
+        raise DashgenError(
+            str(out_dir), "output exists and is not a directory: dashgen will not replace it"
+        )
+    foreign = sorted(
+        path for path in existing_files(out_dir) if path not in files and not owned(path)
+    )
+    if foreign:
+        more = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""
+        raise DashgenError(
+            str(out_dir),
+            f"holds '{foreign[0]}'{more}, which dashgen does not write: build replaces the "
+            "whole output dir, so move it away or choose another output dir",
+        )
 
 
 def write_tree(out_dir: Path, files: Mapping[str, bytes]) -> list[Drift]:
-    """Make ``out_dir`` hold exactly ``files``; returns what changed (nothing: no write)."""
+    """Make ``out_dir`` hold exactly ``files``; returns what changed (nothing: no write).
+
+    Raises :class:`DashgenError` (one line, exit 2) when the dir holds files a build did not
+    write, or when the OS refuses the write (read-only, full disk): either way the output dir
+    is as it was.
+    """
     drift = diff_tree(out_dir, files)
     if not drift and out_dir.is_dir():
         return drift
+    check_replaceable(out_dir, files)
+    try:
+        _swap_in(out_dir, files)
+    except OSError as error:
+        raise DashgenError(
+            str(out_dir), f"cannot write: {error.strerror or error}; nothing was changed"
+        ) from None
+    return drift
+
+
+def _swap_in(out_dir: Path, files: Mapping[str, bytes]) -> None:
     parent = out_dir.parent
     parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.new-", dir=parent))
@@ -88,8 +141,16 @@ def write_tree(out_dir: Path, files: Mapping[str, bytes]) -> list[Drift]:
             shutil.rmtree(retired, ignore_errors=True)
         raise
     if retired is not None:
+        _discard(retired)
+
+
+def _discard(retired: Path) -> None:
+    """Delete the old tree after the swap. The new tree is whole by now, so a Ctrl-C here
+    finishes the cleanup rather than leaving ``.<name>.old-*`` beside the output dir."""
+    try:
         shutil.rmtree(retired, ignore_errors=True)
-    return drift
+    except KeyboardInterrupt:
+        shutil.rmtree(retired, ignore_errors=True)
 
 
 def _write_file(root: Path, relative: str, data: bytes) -> None:

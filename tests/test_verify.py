@@ -346,3 +346,18 @@ def test_external_metrics_are_neither_missing_nor_required(project: Project) -> 
     (project.root / "handwritten/app.json").write_text(json.dumps(dashboard))
     code, items = findings(project, str(project.root / "handwritten"))
     assert (code, items) == (0, [])
+
+
+def test_declaration_marked_exclude_is_not_required_on_a_dashboard(project: Project) -> None:
+    project.source(
+        "m.py",
+        """
+        from dashgen import Counter, Dashboard, Gauge, Row
+        R = Counter("app.requests")
+        DEBUG = Gauge("app.debug.entries", exclude="read from /debug, not for dashboards")
+        D = Dashboard("App", rows=[Row("r", [R])])
+        """,
+    )
+    assert project.run("build").exit_code == 0
+    code, items = findings(project)
+    assert (code, items) == (0, [])

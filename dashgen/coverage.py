@@ -1,0 +1,368 @@
+"""Recording coverage: what the app's own test run really recorded, against what the code
+declares and what the dashboards show.
+
+A name check proves that a metric exists in code; it cannot see a metric that is declared
+and never recorded, whose panel stays empty in production. Pure functions from plain data
+(the code's instruments, a recording, parsed dashboards) to the rows of ``dashgen coverage``
+and the findings ``dashgen verify --recorded`` adds:
+
+* ``dead-panel``: a query reads a metric the code declares and the run never recorded;
+* ``dead-instrument``: a declared instrument the run never recorded, not excused in config;
+* ``undeclared-label`` / ``unrecorded-label``: a dashgen declaration's labels differ from the
+  attribute keys the run recorded with it.
+
+For plain OTel code, which declares no labels, the recording supplies the label sets that
+the contract's label checks would otherwise have to skip.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from dashgen.contract import Finding, VerifyResult
+from dashgen.dashboards import DashboardQueries, Target
+from dashgen.export import Exported
+from dashgen.families import Family
+from dashgen.hints import Kind
+from dashgen.recording import RecordedInstrument
+
+DEAD_PANEL = "dead-panel"
+DEAD_INSTRUMENT = "dead-instrument"
+UNDECLARED_LABEL = "undeclared-label"
+UNRECORDED_LABEL = "unrecorded-label"
+
+RECORDED = "recorded"
+DEAD = "dead"
+EXCLUDED = "excluded"
+
+_EXCUSE = "[tool.dashgen.unrecorded]"
+
+
+@dataclass(frozen=True)
+class CodeInstrument:
+    """An instrument the code declares: a dashgen declaration, or one the ``--instruments``
+    callable created (``labels`` None: plain OTel code declares no attribute keys)."""
+
+    name: str
+    kind: Kind
+    unit: str
+    site: str
+    samples: tuple[str, ...]
+    labels: tuple[str, ...] | None
+
+
+def declared_instruments(exported: Exported) -> tuple[CodeInstrument, ...]:
+    """The catalog's declarations with the sample names the exporter gave them."""
+    return tuple(
+        CodeInstrument(
+            name=m.spec.name,
+            kind=m.spec.kind,
+            unit=m.spec.unit,
+            site=f"{m.spec.file}:{m.spec.line}",
+            samples=m.family.samples,
+            labels=m.spec.labels,
+        )
+        for m in exported.metrics.values()
+    )
+
+
+def created_instruments(instruments: Iterable[RecordedInstrument]) -> tuple[CodeInstrument, ...]:
+    """What an ``--instruments`` callable created, as the code side."""
+    return tuple(
+        CodeInstrument(
+            name=i.name,
+            kind=i.kind,
+            unit=i.unit,
+            site=i.site,
+            samples=i.exported.samples,
+            labels=None,
+        )
+        for i in instruments
+    )
+
+
+@dataclass(frozen=True)
+class CoverageRow:
+    """One instrument: the code's, or one only the recording knows (``code`` None)."""
+
+    name: str
+    kind: Kind
+    unit: str
+    code: CodeInstrument | None
+    sites: tuple[str, ...]
+    """Where the run created it; empty when the run never created it."""
+    measurements: int
+    attribute_keys: tuple[str, ...]
+    samples: tuple[str, ...]
+    panels: tuple[tuple[str, str], ...]
+    """(dashboard, panel) of every panel that queries one of its samples."""
+    status: str
+
+    @property
+    def site(self) -> str:
+        return self.code.site if self.code else ", ".join(self.sites)
+
+    def describe(self) -> str:
+        return f"{self.kind.value} `{self.name}` ({self.site})"
+
+
+@dataclass(frozen=True)
+class Coverage:
+    rows: tuple[CoverageRow, ...]
+    info: tuple[str, ...]
+
+    def count(self, status: str) -> int:
+        return sum(row.status == status for row in self.rows)
+
+    @property
+    def percent(self) -> float:
+        """Share of instruments recorded; excluded ones count neither way (100 when none)."""
+        counted = self.count(RECORDED) + self.count(DEAD)
+        return 100.0 * self.count(RECORDED) / counted if counted else 100.0
+
+
+def measure(
+    code: Sequence[CodeInstrument],
+    recording: Sequence[RecordedInstrument],
+    dashboards: Sequence[DashboardQueries],
+    unrecorded: Mapping[str, str],
+) -> Coverage:
+    """Match the recording to the code's instruments by name, kind and unit."""
+    runs: dict[tuple[str, Kind, str], list[RecordedInstrument]] = {}
+    for item in recording:
+        runs.setdefault((item.name, item.kind, item.unit), []).append(item)
+    panels = _panels_by_sample(dashboards)
+    rows = [
+        _row(c.name, c.kind, c.unit, c, runs.pop((c.name, c.kind, c.unit), []), panels, unrecorded)
+        for c in code
+    ]
+    info: set[str] = set()
+    by_name = {c.name: c for c in code}
+    for (name, kind, unit), items in runs.items():
+        row = _row(name, kind, unit, None, items, panels, unrecorded)
+        rows.append(row)
+        other = by_name.get(name)
+        if other is not None:
+            info.add(
+                f"the recording's `{name}` is a {kind.value} in `{unit}`, the code's a "
+                f"{other.kind.value} in `{other.unit}`: record again"
+            )
+        elif code:
+            info.add(f"recorded instrument {row.describe()} is not in the code checked: skipped")
+    seen = {row.name: row for row in rows}
+    for name, reason in unrecorded.items():
+        if name not in seen:
+            info.add(f"unrecorded exclusion `{name}` matches no instrument")
+        elif seen[name].status == RECORDED:
+            info.add(f"`{name}` is excluded as unrecorded ({reason}) but was recorded: drop it")
+    return Coverage(tuple(sorted(rows, key=lambda r: (r.name, r.site))), tuple(sorted(info)))
+
+
+def _row(
+    name: str,
+    kind: Kind,
+    unit: str,
+    code: CodeInstrument | None,
+    items: Sequence[RecordedInstrument],
+    panels: Mapping[str, set[tuple[str, str]]],
+    unrecorded: Mapping[str, str],
+) -> CoverageRow:
+    samples = set(code.samples if code else ())
+    for item in items:
+        samples.update(item.exported.samples)
+    measurements = sum(item.measurements for item in items)
+    status = RECORDED if measurements else EXCLUDED if name in unrecorded else DEAD
+    return CoverageRow(
+        name=name,
+        kind=kind,
+        unit=unit,
+        code=code,
+        sites=tuple(sorted({item.site for item in items})),
+        measurements=measurements,
+        attribute_keys=tuple(sorted({key for item in items for key in item.attribute_keys})),
+        samples=tuple(sorted(samples)),
+        panels=tuple(sorted({panel for s in samples for panel in panels.get(s, ())})),
+        status=status,
+    )
+
+
+def _targets_by_sample(dashboards: Sequence[DashboardQueries]) -> dict[str, list[Target]]:
+    """Targets by every metric name they select exactly (regex selectors are not followed)."""
+    found: dict[str, list[Target]] = {}
+    for dashboard in dashboards:
+        for parsed in dashboard.targets:
+            selectors = parsed.refs.selectors if parsed.refs else ()
+            for name in {s.metric for s in selectors if s.metric is not None}:
+                found.setdefault(name, []).append(parsed.target)
+    return found
+
+
+def _panels_by_sample(dashboards: Sequence[DashboardQueries]) -> dict[str, set[tuple[str, str]]]:
+    return {
+        sample: {(t.dashboard, t.panel) for t in targets}
+        for sample, targets in _targets_by_sample(dashboards).items()
+    }
+
+
+def learn_labels(
+    families: Sequence[Family], recording: Sequence[RecordedInstrument]
+) -> tuple[Family, ...]:
+    """Give families of unknown label set the labels the app's recordings exported."""
+    learned: dict[str, set[str]] = {}
+    for item in recording:
+        if item.exported.labels is not None:
+            learned.setdefault(item.exported.family, set()).update(item.exported.labels)
+    return tuple(
+        replace(f, labels=tuple(sorted(learned[f.name])))
+        if f.labels is None and f.name in learned
+        else f
+        for f in families
+    )
+
+
+def with_recording(
+    result: VerifyResult, coverage: Coverage, dashboards: Sequence[DashboardQueries]
+) -> VerifyResult:
+    """``result`` plus the recording's findings and notes, in the usual order."""
+    findings = {
+        *result.findings,
+        *_dead_panels(coverage, dashboards),
+        *_instrument_findings(coverage),
+    }
+    return replace(
+        result,
+        findings=tuple(sorted(findings, key=Finding.sort_key)),
+        info=tuple(sorted({*result.info, *coverage.info})),
+    )
+
+
+def _dead_panels(coverage: Coverage, dashboards: Sequence[DashboardQueries]) -> Iterable[Finding]:
+    owners: dict[str, list[CoverageRow]] = {}
+    for row in coverage.rows:
+        if row.code is not None:
+            for sample in row.samples:
+                owners.setdefault(sample, []).append(row)
+    for sample, targets in _targets_by_sample(dashboards).items():
+        rows = owners.get(sample, [])
+        if not rows or any(row.status == RECORDED for row in rows):
+            continue
+        why = "; ".join(
+            f"{row.describe()} was "
+            f"{'created but never recorded' if row.sites else 'never created'} by the test run"
+            for row in rows
+        )
+        names = " and ".join(f"`{row.name}`" for row in rows)
+        for target in targets:
+            yield Finding(
+                kind=DEAD_PANEL,
+                file=target.file,
+                dashboard=target.dashboard,
+                panel=target.panel,
+                ref_id=target.ref_id,
+                subject=sample,
+                message=f"`{sample}` stays empty: {why}",
+                hint=f"add a test that drives the code recording {names}, then record again; "
+                "or take the panel off the dashboard",
+            )
+
+
+def _instrument_findings(coverage: Coverage) -> Iterable[Finding]:
+    for row in coverage.rows:
+        if row.code is None:
+            continue
+        if row.status == DEAD:
+            how = "created, 0 measurements" if row.sites else "never created"
+            yield _family_finding(
+                DEAD_INSTRUMENT,
+                row.name,
+                f"{row.describe()} was never recorded by the test run ({how})",
+                f"add a test that records it, or list it under {_EXCUSE} with the reason "
+                "tests cannot record it",
+            )
+        declared = row.code.labels
+        if declared is None or row.status != RECORDED:
+            continue
+        for key in sorted(set(row.attribute_keys) - set(declared)):
+            yield _family_finding(
+                UNDECLARED_LABEL,
+                key,
+                f"the test run recorded {row.describe()} with attribute `{key}`, which the "
+                f"declaration does not list (labels: {', '.join(declared) or 'none'})",
+                f"add `{key}` to the declaration's labels=[...], or stop recording it",
+            )
+        for key in sorted(set(declared) - set(row.attribute_keys)):
+            yield _family_finding(
+                UNRECORDED_LABEL,
+                key,
+                f"{row.describe()} declares label `{key}`, but no measurement of the test run "
+                "carries it",
+                f"record `{key}` wherever the metric is recorded, or remove it from labels=[...]"
+                ": panels grouped by it show a single group with an empty value",
+            )
+
+
+def _family_finding(kind: str, subject: str, message: str, hint: str) -> Finding:
+    return Finding(
+        kind=kind,
+        file="",
+        dashboard="",
+        panel="",
+        ref_id="",
+        subject=subject,
+        message=message,
+        hint=hint,
+    )
+
+
+_HEADER = ("Instrument", "Kind", "Measurements", "Label keys", "Status", "Panels")
+
+
+def render_table(coverage: Coverage) -> str:
+    """A report in the manner of coverage.py's: one row per instrument, then the total; the
+    longest column last, as coverage.py's "Missing"."""
+    rows = [
+        (
+            row.name,
+            row.kind.value,
+            str(row.measurements),
+            ", ".join(row.attribute_keys) or "-",
+            row.status,
+            _panel_list(row.panels),
+        )
+        for row in coverage.rows
+    ]
+    recorded = coverage.count(RECORDED)
+    counted = recorded + coverage.count(DEAD)
+    total = (
+        "TOTAL",
+        "",
+        str(sum(row.measurements for row in coverage.rows)),
+        "",
+        f"{math.floor(coverage.percent)}%",
+        "",
+    )
+    widths = [max(len(line[i]) for line in (_HEADER, *rows, total)) for i in range(len(_HEADER))]
+
+    def line(cells: Sequence[str]) -> str:
+        padded = [
+            cell.rjust(width) if i == 2 else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
+        ]
+        return "  ".join(padded).rstrip()
+
+    rule = "-" * len(line(["-" * w for w in widths]))
+    summary = f"{recorded} of {counted} instruments recorded"
+    if coverage.count(EXCLUDED):
+        summary += f", {coverage.count(EXCLUDED)} excluded under {_EXCUSE}"
+    notes = [f"note: {note}" for note in coverage.info]
+    return "\n".join([line(_HEADER), rule, *map(line, rows), rule, line(total), summary, *notes])
+
+
+def _panel_list(panels: Sequence[tuple[str, str]]) -> str:
+    """``Dashboard: panel, panel; Other: panel`` (sorted), or ``-``."""
+    by_dashboard: dict[str, list[str]] = {}
+    for dashboard, panel in panels:
+        by_dashboard.setdefault(dashboard, []).append(panel)
+    return "; ".join(f"{d}: {', '.join(p)}" for d, p in by_dashboard.items()) or "-"

@@ -1,0 +1,415 @@
+"""Recording mode of the pytest plugin, run the way a user runs it: their own tests, in a
+pytest subprocess (OTel lets a process set the global MeterProvider only once)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO, Project
+
+pytest_plugins = ["pytester"]
+
+METRICS = """\
+from dashgen import Counter, ObservableGauge
+
+ORDERS = Counter("shop.orders", unit="{order}", labels=["payment.method"])
+REFUNDS = Counter("shop.refunds", unit="{refund}")
+STOCK = ObservableGauge("shop.stock", unit="{item}", labels=["sku"])
+"""
+
+APP = """\
+from opentelemetry import metrics
+from opentelemetry.metrics import Observation
+
+from shop.metrics import ORDERS, REFUNDS, STOCK
+
+meter = metrics.get_meter("shop.app")
+CARTS = meter.create_up_down_counter("shop.carts.open", unit="{cart}")
+ABANDONED = meter.create_counter("shop.carts.abandoned")
+SHELF = {"tea": 3}
+STOCK.observe(lambda options: [Observation(n, {"sku": sku}) for sku, n in SHELF.items()])
+
+
+def checkout(method):
+    CARTS.add(1, {"shop.channel": "web"})
+    ORDERS.add(1, {"payment.method": method})
+    CARTS.add(-1, {"shop.channel": "web"})
+    return "ok"
+
+
+def refund():
+    REFUNDS.add(1)
+
+
+def open_shop():
+    STOCK.start()
+"""
+
+TESTS = """\
+from shop.app import checkout, open_shop
+
+
+def test_checkout_by_card():
+    assert checkout("card") == "ok"
+
+
+def test_checkout_by_cash():
+    open_shop()
+    assert checkout("cash") == "ok"
+"""
+
+
+def line_of(text: str, needle: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+@pytest.fixture
+def shop(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makepyprojecttoml('[tool.dashgen]\nsources = "shop"\n')
+    for name, text in {
+        "shop/__init__.py": "",
+        "shop/metrics.py": METRICS,
+        "shop/app.py": APP,
+    }.items():
+        (pytester.path / name).parent.mkdir(exist_ok=True)
+        (pytester.path / name).write_text(text)
+    (pytester.path / "tests").mkdir()
+    (pytester.path / "tests/test_shop.py").write_text(TESTS)
+    return pytester
+
+
+def recorded(root: Path, path: str = ".dashgen/recorded.json") -> dict[str, dict[str, Any]]:
+    document = json.loads((root / path).read_text())
+    return {entry["name"]: entry for entry in document["instruments"]}
+
+
+def test_recording_mode_writes_what_the_tests_created_and_recorded(shop: pytest.Pytester) -> None:
+    result = shop.runpytest_subprocess("--dashgen-record", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*- dashgen recording -*",
+            "3 of 4 instruments recorded; wrote .dashgen/recorded.json",
+            "never recorded: shop.carts.abandoned",
+        ]
+    )
+    found = recorded(shop.path)
+    # shop.refunds was declared but never used: it was never created, so it is not here.
+    assert sorted(found) == ["shop.carts.abandoned", "shop.carts.open", "shop.orders", "shop.stock"]
+    orders = found["shop.orders"]
+    assert orders["site"] == f"shop/metrics.py:{line_of(METRICS, 'ORDERS =')}"
+    assert (orders["measurements"], orders["recorded"]) == (2, True)
+    assert orders["attribute_keys"] == ["payment.method"]
+    assert orders["exported"]["samples"] == ["shop_orders_total"]
+    assert "payment_method" in orders["exported"]["labels"]
+    carts = found["shop.carts.open"]
+    assert carts["site"] == f"shop/app.py:{line_of(APP, 'CARTS =')}"
+    assert (carts["measurements"], carts["scope"], carts["kind"]) == (
+        4,
+        "shop.app",
+        "UpDownCounter",
+    )
+    assert carts["exported"]["type"] == "gauge"
+    stock = found["shop.stock"]
+    # Observed once after the second test (the only one after open_shop()).
+    assert (stock["measurements"], stock["attribute_keys"]) == (1, ["sku"])
+    abandoned = found["shop.carts.abandoned"]
+    assert (abandoned["measurements"], abandoned["recorded"]) == (0, False)
+    assert abandoned["exported"] == {
+        "family": "shop_carts_abandoned",
+        "labels": None,
+        "samples": ["shop_carts_abandoned_total"],
+        "type": "counter",
+    }
+
+
+def test_the_recording_is_the_same_on_every_run(shop: pytest.Pytester) -> None:
+    shop.runpytest_subprocess("--dashgen-record").assert_outcomes(passed=2)
+    first = (shop.path / ".dashgen/recorded.json").read_bytes()
+    shop.runpytest_subprocess("--dashgen-record").assert_outcomes(passed=2)
+    assert (shop.path / ".dashgen/recorded.json").read_bytes() == first
+    assert str(shop.path) not in first.decode()
+    # Collecting, or a run cut short, must not replace the recording with a partial one.
+    shop.runpytest_subprocess("--dashgen-record", "--collect-only").assert_outcomes()
+    assert (shop.path / ".dashgen/recorded.json").read_bytes() == first
+    (shop.path / "tests/test_stop.py").write_text(
+        "def test_ctrl_c():\n    raise KeyboardInterrupt\n"
+    )
+    interrupted = shop.runpytest_subprocess("--dashgen-record")
+    assert interrupted.ret == pytest.ExitCode.INTERRUPTED
+    assert (shop.path / ".dashgen/recorded.json").read_bytes() == first
+
+
+def test_recording_mode_refuses_to_start_after_another_provider(shop: pytest.Pytester) -> None:
+    """A plugin that sets its own MeterProvider first would hide every instrument."""
+    shop.makepyfile(
+        own_provider="from opentelemetry import metrics\n"
+        "from opentelemetry.sdk.metrics import MeterProvider\n"
+        "metrics.set_meter_provider(MeterProvider())\n"
+    )
+    result = shop.runpytest_subprocess("-p", "own_provider", "--dashgen-record")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*dashgen recording mode*another MeterProvider*"])
+
+
+def test_a_recording_path_that_is_a_directory_fails_the_run(shop: pytest.Pytester) -> None:
+    (shop.path / ".dashgen/recorded.json").mkdir(parents=True)
+    result = shop.runpytest_subprocess("--dashgen-record")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stdout.fnmatch_lines(["error: *recorded.json: cannot write the recording: *"])
+    assert sorted(p.name for p in (shop.path / ".dashgen").iterdir()) == ["recorded.json"]
+
+
+def test_a_broken_helper_fails_the_run_with_its_error(
+    shop: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The test process never imports the exporter; the helper does, and may fail to."""
+    broken = shop.path / "broken"
+    (broken / "prometheus_client").mkdir(parents=True)
+    (broken / "prometheus_client/__init__.py").write_text("raise ImportError('no wheel')\n")
+    monkeypatch.setenv("PYTHONPATH", str(broken))
+    result = shop.runpytest_subprocess("--dashgen-record")
+    result.assert_outcomes(passed=2)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stdout.fnmatch_lines(["error: the helper failed: Traceback*", "ImportError: no wheel"])
+
+
+def test_a_recording_that_cannot_be_written_fails_the_run(shop: pytest.Pytester) -> None:
+    shop.makepyprojecttoml("[tool.dashgen]\nsourcez = 'shop'\n")
+    result = shop.runpytest_subprocess("--dashgen-record")
+    result.assert_outcomes(passed=2)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stdout.fnmatch_lines(
+        [
+            "*- dashgen recording -*",
+            "error: *pyproject.toml: [[]tool.dashgen] has unknown keys *sourcez*",
+        ]
+    )
+    assert not (shop.path / ".dashgen").exists()
+
+
+def test_recording_mode_from_config_writes_where_config_says(shop: pytest.Pytester) -> None:
+    shop.makepyprojecttoml(
+        '[tool.dashgen]\nsources = "shop"\nrecorded = "ci/run.json"\n'
+        "[tool.pytest.ini_options]\ndashgen_record = true\n"
+    )
+    shop.runpytest_subprocess().assert_outcomes(passed=2)
+    assert recorded(shop.path, "ci/run.json")["shop.orders"]["measurements"] == 2
+    assert not (shop.path / ".dashgen").exists()
+
+
+def test_without_recording_mode_nothing_is_recorded_and_start_up_stays_light(
+    shop: pytest.Pytester,
+) -> None:
+    (shop.path / "tests/test_light.py").write_text(
+        textwrap.dedent(
+            """
+            import sys
+
+            from opentelemetry import metrics
+
+            def test_nothing_heavy_was_imported():
+                assert "dashgen.capture" not in sys.modules
+                assert "opentelemetry.sdk.metrics" not in sys.modules
+                assert type(metrics.get_meter_provider()).__name__ == "_ProxyMeterProvider"
+            """
+        )
+    )
+    shop.runpytest_subprocess().assert_outcomes(passed=3)
+    assert not (shop.path / ".dashgen").exists()
+
+
+def test_xdist_workers_recordings_are_merged(
+    shop: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each worker runs one test file; the controller writes the one merged recording, the
+    same file a run without xdist writes."""
+    (shop.path / "tests/test_refunds.py").write_text(
+        "from shop.app import checkout, refund\n\n\n"
+        "def test_refund_after_checkout():\n"
+        '    checkout("card")\n'
+        "    refund()\n"
+    )
+    (shop.path / "tests/conftest.py").write_text(
+        "import os\nfrom pathlib import Path\n\nimport pytest\n\n\n"
+        "@pytest.fixture(autouse=True)\n"
+        "def note_the_worker():\n"
+        '    worker = os.environ.get("PYTEST_XDIST_WORKER", "none")\n'
+        '    Path(os.environ["WORKERS_SEEN"], worker).touch()\n'
+    )
+    seen = shop.path / "workers"
+    seen.mkdir()
+    monkeypatch.setenv("WORKERS_SEEN", str(seen))
+    distributed = shop.runpytest_subprocess("--dashgen-record", "-n", "2", "--dist", "loadfile")
+    distributed.assert_outcomes(passed=3)
+    assert sorted(p.name for p in seen.iterdir()) == ["gw0", "gw1"]
+    distributed.stdout.fnmatch_lines(["4 of 5 instruments recorded; wrote .dashgen/recorded.json"])
+    merged = (shop.path / ".dashgen/recorded.json").read_text()
+    found = recorded(shop.path)
+    assert found["shop.orders"]["measurements"] == 3
+    assert found["shop.refunds"]["measurements"] == 1
+
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:xdist")
+    shop.runpytest_subprocess("--dashgen-record").assert_outcomes(passed=3)
+    assert (shop.path / ".dashgen/recorded.json").read_text() == merged
+
+
+PLAIN_APP = """\
+from opentelemetry import metrics
+
+
+def create_instruments():
+    meter = metrics.get_meter("shop")
+    return (
+        meter.create_counter("shop.orders", unit="{order}"),
+        meter.create_counter("shop.refunds", unit="{refund}"),
+    )
+
+
+ORDERS, REFUNDS = create_instruments()
+
+
+def checkout(method):
+    ORDERS.add(1, {"payment.method": method})
+"""
+
+PLAIN_DASHBOARD = {
+    "title": "Shop",
+    "panels": [
+        {
+            "title": "Orders by method",
+            "targets": [
+                {"refId": "A", "expr": "sum by (payment_method) (rate(shop_orders_total[5m]))"},
+                {"refId": "B", "expr": 'rate(shop_orders_total{region="eu"}[5m])'},
+            ],
+        },
+        {"title": "Refunds", "targets": [{"refId": "A", "expr": "rate(shop_refunds_total[5m])"}]},
+    ],
+}
+
+
+def test_plain_otel_code_learns_its_labels_from_the_recording(pytester: pytest.Pytester) -> None:
+    pytester.makepyprojecttoml("[tool.dashgen]\n")
+    pytester.makepyfile(
+        plain_shop=PLAIN_APP,
+        test_plain_shop="from plain_shop import checkout\n\n"
+        "def test_checkout():\n    checkout('card')\n",
+    )
+    (pytester.path / "dashboards").mkdir()
+    (pytester.path / "dashboards/shop.json").write_text(json.dumps(PLAIN_DASHBOARD))
+    pytester.runpytest_subprocess("--dashgen-record").assert_outcomes(passed=1)
+    project = Project(pytester.path)
+    args = ["verify", "dashboards", "--instruments", "plain_shop:create_instruments"]
+    blind = json.loads(project.run(*args, "--format", "json").stdout)
+    # Without a recording the label set is unknown: information, never a guess.
+    assert blind["findings"] == []
+    assert any("label set unknown for family `shop_orders`" in line for line in blind["info"])
+
+    result = project.run(*args, "--recorded", ".dashgen/recorded.json", "--format", "json")
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    found = {(f["kind"], f["subject"], f["panel"], f["ref_id"]) for f in report["findings"]}
+    assert found == {
+        ("unknown-label", "region", "Orders by method", "B"),
+        ("dead-panel", "shop_refunds_total", "Refunds", "A"),
+        ("dead-instrument", "shop.refunds", "", ""),
+    }
+    dead = next(f for f in report["findings"] if f["kind"] == "dead-panel")
+    assert f"plain_shop.py:{line_of(PLAIN_APP, 'shop.refunds')}" in dead["message"]
+    assert not any("label set unknown for family `shop_orders`" in x for x in report["info"])
+
+
+# --- the bundled example: its app, its tests, and mutations of the app ---------------------
+
+
+@pytest.fixture
+def example_app(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A copy of the bundled example with its application and the application's tests."""
+    for directory in ("dashboards_src", "generated", "example_app"):
+        shutil.copytree(
+            REPO / directory,
+            pytester.path / directory,
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
+    shutil.copy(REPO / "pyproject.toml", pytester.path / "pyproject.toml")
+    return pytester
+
+
+def record_example(example_app: pytest.Pytester) -> Project:
+    example_app.runpytest_subprocess(
+        "example_app/tests", "--dashgen-record", "-p", "no:cacheprovider"
+    ).assert_outcomes(passed=12)
+    return Project(example_app.path, sources="dashboards_src")
+
+
+def verify_json(project: Project, *args: str) -> tuple[int, dict[str, Any]]:
+    result = project.run("verify", *args, "--format", "json")
+    return result.exit_code, json.loads(result.stdout)
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path.name}"
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_the_example_app_records_every_declared_metric(example_app: pytest.Pytester) -> None:
+    project = record_example(example_app)
+    code, report = verify_json(project, "--recorded", ".dashgen/recorded.json")
+    assert (code, report["findings"]) == (0, [])
+    result = project.run("coverage", "--fail-under", "100")
+    assert result.exit_code == 0, result.stdout
+    assert "15 of 15 instruments recorded" in result.stdout
+    requests = next(x for x in result.stdout.splitlines() if x.startswith("http.server.requests "))
+    assert requests.endswith(
+        "recorded  HTTP API: Requests in range, Requests per second by route, "
+        "Requests per second by status"
+    )
+
+
+def test_removing_a_recording_call_leaves_a_dead_panel(example_app: pytest.Pytester) -> None:
+    edit(
+        example_app.path / "example_app/api.py",
+        "        RESPONSE_BYTES.add(len(response.body), {ROUTE: route})\n",
+        "",
+    )
+    project = record_example(example_app)
+    code, report = verify_json(project, "--recorded", ".dashgen/recorded.json")
+    assert code == 1
+    dead = [f for f in report["findings"] if f["kind"] == "dead-panel"]
+    assert [(f["file"], f["panel"], f["subject"]) for f in dead] == [
+        (
+            "generated/http-api.json",
+            "Response throughput by route",
+            "http_server_response_body_size_bytes_total",
+        )
+    ]
+    site = line_of((REPO / "dashboards_src/http_api.py").read_text(), "RESPONSE_BYTES =")
+    assert f"(dashboards_src/http_api.py:{site})" in dead[0]["message"]
+    assert {f["kind"] for f in report["findings"]} == {"dead-panel", "dead-instrument"}
+    # Without the recording every name check still passes: only the recording sees it.
+    code, report = verify_json(project)
+    assert (code, report["findings"]) == (0, [])
+    coverage = project.run("coverage", "--fail-under", "100")
+    assert coverage.exit_code == 1
+    assert "14 of 15 instruments recorded" in coverage.stdout
+
+
+def test_recording_an_undeclared_attribute_key_is_a_finding(example_app: pytest.Pytester) -> None:
+    edit(
+        example_app.path / "example_app/api.py",
+        "REQUESTS.add(1, {ROUTE: route, METHOD: method, STATUS: response.status})",
+        'REQUESTS.add(1, {ROUTE: route, METHOD: method, STATUS: response.status, "tenant": "a"})',
+    )
+    project = record_example(example_app)
+    code, report = verify_json(project, "--recorded", ".dashgen/recorded.json")
+    assert code == 1
+    (finding,) = report["findings"]
+    assert (finding["kind"], finding["subject"]) == ("undeclared-label", "tenant")
+    assert "`http.server.requests`" in finding["message"]
