@@ -65,4 +65,5 @@ def record(session: nox.Session) -> None:
 def fuzz(session: nox.Session) -> None:
     """The property-based tests at 2,000 examples each (CI runs 100); not run by default."""
     session.env["DASHGEN_HYPOTHESIS_PROFILE"] = "fuzz"
-    session.run(PYTHON, "-m", "pytest", "tests/test_properties.py", "-n", "2", *session.posargs)
+    properties = ["tests/test_properties.py", "tests/test_safety.py"]
+    session.run(PYTHON, "-m", "pytest", *properties, "-n", "2", *session.posargs)

@@ -47,7 +47,7 @@ from dashgen.tsdb import (
     VictoriaMetricsServer,
     window_end_ms,
 )
-from dashgen.write import Drift, diff_tree
+from dashgen.write import Drift, diff_tree, owned
 
 LIVE_SCRAPES = 20
 LIVE_STEP_S = 15
@@ -208,7 +208,9 @@ def _with_drift(
             ref_id="",
             subject=item.path,
             message=f"{shown}/{item.path} {item.describe()}",
-            hint="run `dashgen build` and commit the result",
+            hint="run `dashgen build` and commit the result"
+            if owned(item.path)
+            else f"move it out of {shown}/: build replaces that dir and refuses to delete it",
         )
         for item in code.drift
     )

@@ -295,13 +295,15 @@ def test_verify_never_executes_what_a_dashboard_holds(project: Project) -> None:
     assert {"unparsable-query", "orphan-file", "stale-file"} <= kinds
 
 
+def json_containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner)
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    json_containers,
     max_leaves=20,
 )
-PANEL_KEYS = ["title", "type", "datasource", "targets", "panels", "id", "gridPos"]
-TARGET_KEYS = ["expr", "refId", "datasource", "legendFormat"]
 fuzzed_targets = st.lists(
     st.fixed_dictionaries(
         {},

@@ -170,6 +170,9 @@ def test_stray_file_in_generated(example: Project) -> None:
     code, items = findings(example)
     assert code == 1
     assert kinds_and_subjects(items) == {("orphan-file", "notes.txt")}
+    assert items[0]["hint"] == (
+        "move it out of generated/: build replaces that dir and refuses to delete it"
+    )
 
 
 def test_human_report_names_dashboard_panel_and_fix(example: Project) -> None:
