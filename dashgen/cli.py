@@ -42,6 +42,14 @@ OutputOption = Annotated[
     Path | None,
     typer.Option("--output", help="Dir of generated files [default: from [tool.dashgen]]."),
 ]
+InstrumentsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--instruments",
+        help="module:function that creates plain OTel instruments; use instead of the "
+        "dashgen sources, for code that knows nothing of dashgen.",
+    ),
+]
 ConfigDirOption = Annotated[
     Path,
     typer.Option(
@@ -163,14 +171,7 @@ def verify(
             show_default=False,
         ),
     ] = None,
-    instruments: Annotated[
-        str | None,
-        typer.Option(
-            "--instruments",
-            help="module:function that creates plain OTel instruments; use instead of the "
-            "dashgen sources, for code that knows nothing of dashgen.",
-        ),
-    ] = None,
+    instruments: InstrumentsOption = None,
     output_format: Annotated[
         OutputFormat, typer.Option("--format", help="human, or json (schema: docs/verify-json.md).")
     ] = OutputFormat.human,
@@ -269,13 +270,7 @@ def coverage(
             help="Dir of dashboard JSON whose panels to list [default: the configured output dir].",
         ),
     ] = None,
-    instruments: Annotated[
-        str | None,
-        typer.Option(
-            "--instruments",
-            help="module:function that creates plain OTel instruments, as for verify.",
-        ),
-    ] = None,
+    instruments: InstrumentsOption = None,
     sources: SourcesOption = None,
     project: ConfigDirOption = Path("."),
 ) -> None:
