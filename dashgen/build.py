@@ -19,9 +19,10 @@ class BuildResult:
     """Output-dir-relative posix path -> exact bytes."""
 
 
-def generate(config: Config) -> BuildResult:
-    """Everything ``generated/`` should hold, computed without touching it."""
-    catalog = load_catalog(config.sources)
+def generate(config: Config, catalog: Catalog | None = None) -> BuildResult:
+    """Everything ``generated/`` should hold, computed without touching it; from ``catalog``
+    when the caller has already loaded the sources."""
+    catalog = load_catalog(config.sources, config.cache) if catalog is None else catalog
     exported = export_catalog(catalog.metrics)
     files = {
         f"{plan.uid}.json": render_dashboard(plan) for plan in plan_dashboards(catalog, exported)

@@ -14,6 +14,7 @@ import importlib.abc
 import importlib.machinery
 import importlib.util
 import itertools
+import marshal
 import math
 import os
 import re
@@ -26,6 +27,7 @@ from pathlib import Path
 from types import CodeType, ModuleType
 from typing import get_args
 
+from dashgen.cache import read_entry, write_entry
 from dashgen.declare import Dashboard, Metric, MetricSpec, Row
 from dashgen.errors import DashgenError
 from dashgen.hints import Aggregation, Current, CurrentStyle, Heatmap, Hint, Quantiles
@@ -65,12 +67,15 @@ class Catalog:
         return next(m for m in self.metrics if m.name == name)
 
 
-def load_catalog(sources: Path) -> Catalog:
-    """Import every ``*.py`` under ``sources`` and collect what they declare."""
+def load_catalog(sources: Path, cache: Path | None = None) -> Catalog:
+    """Import every ``*.py`` under ``sources`` and collect what they declare.
+
+    ``cache``: dashgen's cache dir, to keep each source's code compiled from its exact text.
+    """
     if not sources.is_dir():
         raise DashgenError(str(sources), "sources dir not found (set [tool.dashgen] sources)")
     root = sources.resolve().parent
-    modules = _import_sources(sources, root)
+    modules = _import_sources(sources, root, cache)
     metrics: dict[int, Metric] = {}
     dashboards: dict[int, Dashboard] = {}
     for module in modules:
@@ -83,7 +88,13 @@ def load_catalog(sources: Path) -> Catalog:
         for row in _rows(dashboard, root):
             for metric in row.metrics:
                 metrics.setdefault(id(metric), metric)
-    unsorted = [_relative(metric.spec(), root) for metric in metrics.values()]
+    shown: dict[str, str] = {}  # resolving a path is slow, and declarations share few files
+    unsorted = []
+    for metric in metrics.values():
+        spec = metric.spec()
+        if spec.file not in shown:
+            shown[spec.file] = _relative_file(spec.file, root)
+        unsorted.append(replace(spec, file=shown[spec.file]))
     for spec in unsorted:
         if not isinstance(spec.name, str):
             raise DashgenError(
@@ -249,10 +260,6 @@ def _spec_order(spec: MetricSpec) -> tuple[str, str, int]:
     return (spec.name, spec.file, spec.line)
 
 
-def _relative(spec: MetricSpec, root: Path) -> MetricSpec:
-    return replace(spec, file=_relative_file(spec.file, root))
-
-
 def _relative_file(file: str, root: Path) -> str:
     path = Path(file).resolve()
     return path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
@@ -332,7 +339,7 @@ def _check_dashboards(dashboards: list[DashboardSpec], specs: list[MetricSpec]) 
             )
 
 
-def _import_sources(sources: Path, root: Path) -> list[ModuleType]:
+def _import_sources(sources: Path, root: Path, cache: Path | None) -> list[ModuleType]:
     """Import each source file; a package dir is imported as that package.
 
     Messages name files relative to ``root``, as every other build message does.
@@ -343,7 +350,7 @@ def _import_sources(sources: Path, root: Path) -> list[ModuleType]:
     prefix = f"{sources.name}." if is_package else ""
     files = sorted(p for p in sources.glob("*.py") if p.name != "__init__.py")
     names = [prefix + p.stem for p in files]
-    with _isolated_imports(str(search_path), [n.split(".")[0] for n in names], sources):
+    with _isolated_imports(str(search_path), [n.split(".")[0] for n in names], sources, cache):
         modules = []
         for path, name in zip(files, names, strict=True):
             modules.append(_import_one(path, name, root))
@@ -396,7 +403,7 @@ def _innermost_frame_in(error: BaseException, directory: Path) -> traceback.Fram
 
 @contextmanager
 def _isolated_imports(
-    search_path: str, top_names: list[str], sources: Path | None = None
+    search_path: str, top_names: list[str], sources: Path | None = None, cache: Path | None = None
 ) -> Iterator[None]:
     """Import user sources fresh, and put ``sys.modules`` back as it was afterwards.
 
@@ -407,7 +414,8 @@ def _isolated_imports(
     cached ``.pyc`` whose recorded mtime (whole seconds) and size match the source, so an
     edit that keeps the size within the same second (``"a.b"`` -> ``"a.c"``) would be
     read as the old code, and verify would pass on what the code no longer says. So the
-    modules under ``sources`` (default: ``search_path``) are compiled from their text.
+    modules under ``sources`` (default: ``search_path``) are compiled from their text, or
+    taken from ``cache`` where it holds the code compiled from that very text.
     """
     roots = set(top_names)
 
@@ -415,7 +423,7 @@ def _isolated_imports(
         return {k: sys.modules.pop(k) for k in list(sys.modules) if k.split(".")[0] in roots}
 
     saved = take()
-    fresh = _FreshSources(str(sources) if sources is not None else search_path)
+    fresh = _FreshSources(str(sources) if sources is not None else search_path, cache)
     sys.meta_path.insert(0, fresh)
     sys.path.insert(0, search_path)
     importlib.invalidate_caches()
@@ -429,11 +437,39 @@ def _isolated_imports(
 
 
 class _SourceOnlyLoader(importlib.machinery.SourceFileLoader):
-    """Compiles the file's current text on every import: never reads or writes a ``.pyc``."""
+    """Runs the file's current text: never a ``.pyc``, whose check is by mtime and size.
+
+    With a cache, the code compiled from a source is kept beside a sha256 of that source's
+    exact bytes, and reused only when the digest matches the text read now.
+    """
+
+    def __init__(self, fullname: str, path: str, cache: Path | None) -> None:
+        super().__init__(fullname, path)
+        self.cache = cache
 
     def get_code(self, fullname: str) -> CodeType:
         path = self.get_filename(fullname)
-        return self.source_to_code(self.get_data(path), path)
+        source = self.get_data(path)
+        if self.cache is None:
+            return self.source_to_code(source, path)
+        entry = f"sources/{hashlib.sha256(path.encode()).hexdigest()[:32]}.code"
+        stamp = _COMPILER + hashlib.sha256(source).digest()
+        stored = read_entry(self.cache, entry)
+        if stored is not None and stored.startswith(stamp):
+            try:
+                code = marshal.loads(stored[len(stamp) :])
+            except (EOFError, ValueError, TypeError):
+                pass  # damaged: compile afresh
+            else:
+                if isinstance(code, CodeType):
+                    return code
+        code = self.source_to_code(source, path)
+        write_entry(self.cache, entry, stamp + marshal.dumps(code))
+        return code
+
+
+#: What else the compiled code depends on: the bytecode version and the -O level.
+_COMPILER = importlib.util.MAGIC_NUMBER + bytes([sys.flags.optimize])
 
 
 class _FreshSources(importlib.abc.MetaPathFinder):
@@ -443,8 +479,9 @@ class _FreshSources(importlib.abc.MetaPathFinder):
     ``.pyc`` files, so importing a large library from a source stays as fast as usual.
     """
 
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, cache: Path | None) -> None:
         self.directory = os.path.abspath(directory)
+        self.cache = cache
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
@@ -460,6 +497,6 @@ class _FreshSources(importlib.abc.MetaPathFinder):
         return importlib.util.spec_from_file_location(
             fullname,
             spec.origin,
-            loader=_SourceOnlyLoader(fullname, spec.origin),
+            loader=_SourceOnlyLoader(fullname, spec.origin, self.cache),
             submodule_search_locations=spec.submodule_search_locations,
         )

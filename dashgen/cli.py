@@ -12,13 +12,12 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import Progress
 from rich.text import Text
 
-from dashgen.build import generate
 from dashgen.config import Config, load_config
 from dashgen.coverage import render_table
 from dashgen.errors import DashgenError
+from dashgen.memo import remember_build
 from dashgen.report import render_human, render_live_human, to_json
 from dashgen.verify import LiveOptions, recording_coverage
 from dashgen.verify import verify as run_verify
@@ -48,6 +47,14 @@ InstrumentsOption = Annotated[
         "--instruments",
         help="module:function that creates plain OTel instruments; use instead of the "
         "dashgen sources, for code that knows nothing of dashgen.",
+    ),
+]
+NoCacheOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-cache",
+        help="Neither read nor write .dashgen/cache/, where dashgen remembers what the exporter "
+        "and renderer made of unchanged inputs (or set [tool.dashgen] cache = false).",
     ),
 ]
 ConfigDirOption = Annotated[
@@ -113,6 +120,7 @@ def build(
         str | None,
         typer.Option("--prometheus-url", help="Datasource URL for the provisioning YAML."),
     ] = None,
+    no_cache: NoCacheOption = False,
     project: ConfigDirOption = Path("."),
 ) -> None:
     """Generate dashboard JSON and Grafana provisioning from the sources.
@@ -120,13 +128,22 @@ def build(
     Writes atomically: a failing build leaves the output dir exactly as it was.
     """
     with _guarded():
-        config = _config(project, sources=sources, output=output, prometheus_url=prometheus_url)
+        from dashgen.build import generate  # grafanalib and the SDK: not for `verify --help`
+
+        config = _config(
+            project,
+            sources=sources,
+            output=output,
+            prometheus_url=prometheus_url,
+            cache=False if no_cache else None,
+        )
         result = generate(config)
         drift = (
             diff_tree(config.output, result.files)
             if check
             else write_tree(config.output, result.files)
         )
+        remember_build(config, result)  # so the `dashgen verify` that follows is a memo hit
     shown = _display(config.output, config.root)
     if check:
         for item in drift:
@@ -212,6 +229,7 @@ def verify(
     ] = None,
     sources: SourcesOption = None,
     output: OutputOption = None,
+    no_cache: NoCacheOption = False,
     project: ConfigDirOption = Path("."),
 ) -> None:
     """Check dashboards against what the code really exports.
@@ -230,6 +248,7 @@ def verify(
             output=output,
             instruments=instruments,
             recorded=recorded.resolve() if recorded else None,
+            cache=False if no_cache else None,
         )
         directory = dashboards if dashboards is not None else config.output
         with _progress(output_format is OutputFormat.human and live) as advance:
@@ -303,6 +322,8 @@ def _progress(shown: bool) -> Iterator[Callable[[int, int], None]]:
     if not shown:
         yield lambda done, total: None
         return
+    from rich.progress import Progress  # only live runs show progress
+
     with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
         task = progress.add_task("querying", total=None)
 

@@ -28,6 +28,8 @@ class Config:
     """A recording of the app's test run (``pytest --dashgen-record``) for verify to use."""
     unrecorded: Mapping[str, str] = field(default_factory=dict)
     """Instrument name -> why the tests cannot record it (no dead-instrument finding)."""
+    cache: Path | None = None
+    """dashgen's own cache dir (see :mod:`dashgen.memo`); ``None``: read and write none."""
 
     def rules(self) -> ContractRules:
         return ContractRules(
@@ -47,7 +49,9 @@ _KEYS = {
     "exclude",
     "recorded",
     "unrecorded",
+    "cache",
 }
+CACHE_DIR = ".dashgen/cache"
 
 
 def find_pyproject(start: Path) -> Path | None:
@@ -88,9 +92,16 @@ def load_config(start: Path, overrides: Mapping[str, Any] | None = None) -> Conf
             exclude={str(k): str(v) for k, v in table.get("exclude", {}).items()},
             recorded=root / str(table["recorded"]) if "recorded" in table else None,
             unrecorded=_reasons(table.get("unrecorded", {})),
+            cache=root / CACHE_DIR if _flag(table.get("cache", True), "cache") else None,
         )
     except (KeyError, TypeError, AttributeError) as error:
         raise DashgenError(where, f"malformed value: {error}") from None
+
+
+def _flag(value: object, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{key} must be true or false, got {value!r}")
+    return value
 
 
 def _reasons(table: Mapping[str, Any]) -> dict[str, str]:

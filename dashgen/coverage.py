@@ -18,12 +18,12 @@ the contract's label checks would otherwise have to skip.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from dashgen.contract import Finding, VerifyResult
 from dashgen.dashboards import DashboardQueries, Target
-from dashgen.export import Exported
+from dashgen.declare import MetricSpec
 from dashgen.families import Family
 from dashgen.hints import Kind
 from dashgen.recording import RecordedInstrument
@@ -53,18 +53,20 @@ class CodeInstrument:
     labels: tuple[str, ...] | None
 
 
-def declared_instruments(exported: Exported) -> tuple[CodeInstrument, ...]:
+def declared_instruments(
+    specs: Iterable[MetricSpec], family_of: Callable[[str], Family]
+) -> tuple[CodeInstrument, ...]:
     """The catalog's declarations with the sample names the exporter gave them."""
     return tuple(
         CodeInstrument(
-            name=m.spec.name,
-            kind=m.spec.kind,
-            unit=m.spec.unit,
-            site=f"{m.spec.file}:{m.spec.line}",
-            samples=m.family.samples,
-            labels=m.spec.labels,
+            name=spec.name,
+            kind=spec.kind,
+            unit=spec.unit,
+            site=f"{spec.file}:{spec.line}",
+            samples=family_of(spec.name).samples,
+            labels=spec.labels,
         )
-        for m in exported.metrics.values()
+        for spec in specs
     )
 
 

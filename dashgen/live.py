@@ -11,13 +11,26 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from dashgen.contract import Finding
 from dashgen.dashboards import DashboardQueries, ParsedTarget
+from dashgen.errors import DashgenError
 from dashgen.families import Family
-from dashgen.tsdb import Engine
+from dashgen.feed import feed_catalog
+from dashgen.tsdb import (
+    Engine,
+    ExistingEndpoint,
+    PrometheusServer,
+    VictoriaMetricsServer,
+    window_end_ms,
+)
+
+if TYPE_CHECKING:
+    from dashgen.catalog import Catalog
+    from dashgen.verify import LiveOptions
 
 QUERY_ERROR = "query-error"
 NO_DATA = "no-data"
@@ -182,3 +195,52 @@ def stopwatch(into: dict[str, float], key: str) -> Iterator[None]:
         yield
     finally:
         into[key] = into.get(key, 0.0) + time.perf_counter() - started
+
+
+LIVE_SCRAPES = 20
+LIVE_STEP_S = 15
+ENGINES = {"prometheus": PrometheusServer, "victoria-metrics": VictoriaMetricsServer}
+
+
+def run_live(
+    catalog: Catalog | None,
+    families: Sequence[Family],
+    dashboards: Sequence[DashboardQueries],
+    options: LiveOptions,
+    progress: Callable[[int, int], None],
+) -> LiveResult:
+    """Embedded server fed from the catalog, or an existing endpoint over its last hour."""
+    timings: dict[str, float] = {}
+    if options.url is not None:
+        end = time.time()
+        window = Window(start_s=end - 3600, end_s=end, step_s=60)
+        endpoint: Engine = ExistingEndpoint(options.url, options.token_env)
+        with stopwatch(timings, "queries"):
+            outcomes = run_queries(dashboards, families, endpoint, window, progress)
+        return LiveResult(endpoint.name, outcomes, Timings(queries_s=timings["queries"]))
+    if catalog is None:
+        raise DashgenError(
+            "--live",
+            "the embedded server is fed from dashgen declarations; with --instruments, "
+            "point --url at a server that holds your app's series",
+        )
+    end_ms = window_end_ms()
+    window = Window(
+        start_s=end_ms / 1000 - (LIVE_SCRAPES - 1) * LIVE_STEP_S,
+        end_s=end_ms / 1000,
+        step_s=LIVE_STEP_S,
+    )
+    with stopwatch(timings, "ingest"):
+        series = feed_catalog(
+            catalog.metrics, scrapes=LIVE_SCRAPES, step_s=LIVE_STEP_S, end_ms=end_ms
+        )
+    with ExitStack() as stack:
+        with stopwatch(timings, "start"):
+            server = stack.enter_context(ENGINES[options.engine](series))
+        with stopwatch(timings, "queries"):
+            outcomes = run_queries(dashboards, families, server, window, progress)
+    return LiveResult(
+        options.engine,
+        outcomes,
+        Timings(start_s=timings["start"], ingest_s=timings["ingest"], queries_s=timings["queries"]),
+    )

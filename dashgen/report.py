@@ -38,13 +38,16 @@ from collections import Counter
 from dataclasses import asdict
 from itertools import groupby
 from operator import attrgetter
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from dashgen.contract import Finding, VerifyResult
-from dashgen.live import LiveResult
+
+if TYPE_CHECKING:  # the live module starts servers; a static verify never imports it
+    from dashgen.live import LiveResult
 
 JSON_VERSION = 1
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-
-from prometheus_client import CollectorRegistry
+from typing import TYPE_CHECKING
 
 from dashgen.errors import DashgenError
+
+if TYPE_CHECKING:  # only read through collect(): the exporter's caller has imported it
+    from prometheus_client import CollectorRegistry
 
 
 @dataclass(frozen=True)

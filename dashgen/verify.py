@@ -6,14 +6,12 @@ user callable that creates plain OTel instruments (adoption on an existing codeb
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
-from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from dashgen.build import generate
-from dashgen.catalog import Catalog
+from dashgen.catalog import Catalog, load_catalog
 from dashgen.config import Config
 from dashgen.contract import (
     MISSING_FILE,
@@ -33,25 +31,16 @@ from dashgen.coverage import (
     measure,
     with_recording,
 )
-from dashgen.dashboards import DashboardQueries, read_dashboards
+from dashgen.dashboards import read_dashboards
 from dashgen.errors import DashgenError
 from dashgen.families import Family
-from dashgen.feed import feed_catalog
-from dashgen.live import LiveResult, Timings, Window, run_queries, stopwatch
+from dashgen.memo import Expected, memo_key, recall, remember
 from dashgen.recording import DEFAULT_PATH, read_recording
-from dashgen.replay import export_callable
-from dashgen.tsdb import (
-    Engine,
-    ExistingEndpoint,
-    PrometheusServer,
-    VictoriaMetricsServer,
-    window_end_ms,
-)
-from dashgen.write import Drift, diff_tree, owned
+from dashgen.write import Drift, diff_digests, owned
 
-LIVE_SCRAPES = 20
-LIVE_STEP_S = 15
-ENGINES = {"prometheus": PrometheusServer, "victoria-metrics": VictoriaMetricsServer}
+if TYPE_CHECKING:
+    from dashgen.live import LiveResult
+
 _DRIFT_KINDS = {"stale": STALE_FILE, "missing": MISSING_FILE, "orphan": ORPHAN_FILE}
 
 
@@ -76,26 +65,44 @@ class CodeSide:
 def code_side(config: Config, directory: Path) -> CodeSide:
     """What the code exports; for dashgen sources also whether ``directory`` is stale."""
     if config.instruments:
+        from dashgen.replay import export_callable  # the OTel SDK: only this path needs it
+
         created = export_callable(config.instruments, config.root)
         return CodeSide(
             tuple(created.families), None, instruments=created_instruments(created.instruments)
         )
-    built = generate(config)
+    catalog = load_catalog(config.sources, config.cache)
+    expected = expected_code(config, catalog)
     drift = None
     if directory.resolve() == config.output.resolve():
-        drift = tuple(diff_tree(config.output, built.files))
+        drift = tuple(diff_digests(config.output, expected.digests))
     excluded = {
-        metric.family.name: metric.spec.exclude_reason
-        for metric in built.exported.metrics.values()
-        if metric.spec.exclude_reason is not None
+        expected.family_of[spec.name]: spec.exclude_reason
+        for spec in catalog.metrics
+        if spec.exclude_reason is not None
     }
     return CodeSide(
-        built.exported.families,
+        expected.families,
         drift,
-        built.catalog,
-        declared_instruments(built.exported),
+        catalog,
+        declared_instruments(catalog.metrics, expected.family),
         excluded,
     )
+
+
+def expected_code(config: Config, catalog: Catalog) -> Expected:
+    """The exporter's families and the digests of the files a build writes, for ``catalog``:
+    remembered from a run on these very inputs (see :mod:`dashgen.memo`), else computed."""
+    key = memo_key(config, catalog)
+    if key is not None and (known := recall(config, key)) is not None:
+        return known
+    # Imported here: the OTel SDK and grafanalib take ~0.3 s that a memo hit never pays.
+    from dashgen.build import generate
+
+    expected = Expected.of(generate(config, catalog))
+    if key is not None:
+        remember(config, key, expected)
+    return expected
 
 
 @dataclass(frozen=True)
@@ -135,7 +142,9 @@ def verify(
     static = _with_drift(static, code, directory, config)
     if live is None:
         return Verified(static)
-    return Verified(static, run_live(code, dashboards, live, progress))
+    from dashgen.live import run_live  # servers and the SDK: only for --live
+
+    return Verified(static, run_live(code.catalog, code.families, dashboards, live, progress))
 
 
 def recording_coverage(config: Config, directory: Path) -> Coverage:
@@ -148,49 +157,6 @@ def recording_coverage(config: Config, directory: Path) -> Coverage:
     code = code_side(config, directory).instruments if has_code else ()
     dashboards = read_dashboards(directory.resolve(), config.root)
     return measure(code, recording, dashboards, config.unrecorded)
-
-
-def run_live(
-    code: CodeSide,
-    dashboards: list[DashboardQueries],
-    options: LiveOptions,
-    progress: Callable[[int, int], None],
-) -> LiveResult:
-    """Embedded server fed from the catalog, or an existing endpoint over its last hour."""
-    timings: dict[str, float] = {}
-    if options.url is not None:
-        end = time.time()
-        window = Window(start_s=end - 3600, end_s=end, step_s=60)
-        endpoint: Engine = ExistingEndpoint(options.url, options.token_env)
-        with stopwatch(timings, "queries"):
-            outcomes = run_queries(dashboards, code.families, endpoint, window, progress)
-        return LiveResult(endpoint.name, outcomes, Timings(queries_s=timings["queries"]))
-    if code.catalog is None:
-        raise DashgenError(
-            "--live",
-            "the embedded server is fed from dashgen declarations; with --instruments, "
-            "point --url at a server that holds your app's series",
-        )
-    end_ms = window_end_ms()
-    window = Window(
-        start_s=end_ms / 1000 - (LIVE_SCRAPES - 1) * LIVE_STEP_S,
-        end_s=end_ms / 1000,
-        step_s=LIVE_STEP_S,
-    )
-    with stopwatch(timings, "ingest"):
-        series = feed_catalog(
-            code.catalog.metrics, scrapes=LIVE_SCRAPES, step_s=LIVE_STEP_S, end_ms=end_ms
-        )
-    with ExitStack() as stack:
-        with stopwatch(timings, "start"):
-            server = stack.enter_context(ENGINES[options.engine](series))
-        with stopwatch(timings, "queries"):
-            outcomes = run_queries(dashboards, code.families, server, window, progress)
-    return LiveResult(
-        options.engine,
-        outcomes,
-        Timings(start_s=timings["start"], ingest_s=timings["ingest"], queries_s=timings["queries"]),
-    )
 
 
 def _with_drift(

@@ -11,6 +11,7 @@ misconfigured as the project root, the sources or ``docs/`` is refused, not wipe
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -53,21 +54,30 @@ def existing_files(out_dir: Path) -> dict[str, Path]:
 
 
 def diff_tree(out_dir: Path, files: Mapping[str, bytes]) -> list[Drift]:
+    return diff_digests(out_dir, {path: digest(data) for path, data in files.items()})
+
+
+def diff_digests(out_dir: Path, digests: Mapping[str, str]) -> list[Drift]:
+    """What differs between ``out_dir`` and the files with these digests (see :func:`digest`)."""
     existing = existing_files(out_dir)
     drift = [
         Drift(path, "missing" if path not in existing else "stale")
-        for path, data in files.items()
-        if path not in existing or not _same(existing[path], data)
+        for path, expected in digests.items()
+        if path not in existing or _digest_of(existing[path]) != expected
     ]
-    drift += [Drift(path, "orphan") for path in existing if path not in files]
+    drift += [Drift(path, "orphan") for path in existing if path not in digests]
     return sorted(drift, key=lambda d: d.path)
 
 
-def _same(path: Path, data: bytes) -> bool:
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _digest_of(path: Path) -> str | None:
     if path.is_symlink() or not path.is_file():
-        return False
+        return None
     try:
-        return path.stat().st_size == len(data) and path.read_bytes() == data
+        return digest(path.read_bytes())
     except OSError as error:
         raise DashgenError(str(path), f"cannot read: {error.strerror or error}") from None
 
@@ -93,9 +103,11 @@ def check_replaceable(out_dir: Path, files: Mapping[str, bytes]) -> None:
     )
     if foreign:
         more = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""
+        # Name a file the user knows, not one of the hidden dirs tools keep (.git, .dashgen).
+        shown = next((path for path in foreign if not path.startswith(".")), foreign[0])
         raise DashgenError(
             str(out_dir),
-            f"holds '{foreign[0]}'{more}, which dashgen does not write: build replaces the "
+            f"holds '{shown}'{more}, which dashgen does not write: build replaces the "
             "whole output dir, so move it away or choose another output dir",
         )
 

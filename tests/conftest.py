@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dashgen.cli import app
+from dashgen.config import CACHE_DIR
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -34,6 +35,14 @@ class Project:
     @property
     def generated(self) -> Path:
         return self.root / self.output
+
+    @property
+    def cache(self) -> Path:
+        return self.root / CACHE_DIR
+
+    def entries(self) -> list[str]:
+        """The names in the project dir, but for dashgen's own ``.dashgen/``."""
+        return sorted(p.name for p in self.root.iterdir() if p.name != ".dashgen")
 
     def write(self, relative: str, text: str) -> Path:
         path = self.root / relative

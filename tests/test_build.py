@@ -275,7 +275,7 @@ def test_failure_halfway_through_writing_leaves_generated_intact(
     assert "No space left on device; nothing was changed" in result.stderr
     assert len(calls) == 2
     assert project.snapshot() == before
-    assert sorted(p.name for p in project.root.iterdir()) == ["generated", "pyproject.toml", "src"]
+    assert project.entries() == ["generated", "pyproject.toml", "src"]
 
 
 def test_orphans_are_removed_by_build(project: Project) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from dashgen import verify as verify_module
+from dashgen import live as live_module
 from dashgen.catalog import load_catalog
 from dashgen.feed import feed_catalog
 from dashgen.tsdb import PrometheusServer, VictoriaMetricsServer, window_end_ms
@@ -154,7 +154,7 @@ def test_server_is_gone_after_a_failure_mid_run(
     example: Project, monkeypatch: pytest.MonkeyPatch, engine: str
 ) -> None:
     started: list[int] = []
-    base = verify_module.ENGINES[engine]
+    base = live_module.ENGINES[engine]
 
     class Recording(base):  # type: ignore[valid-type,misc]
         def __enter__(self) -> Any:
@@ -165,8 +165,8 @@ def test_server_is_gone_after_a_failure_mid_run(
     def failing_queries(*args: Any, **kwargs: Any) -> Any:
         raise KeyboardInterrupt
 
-    monkeypatch.setitem(verify_module.ENGINES, engine, Recording)
-    monkeypatch.setattr(verify_module, "run_queries", failing_queries)
+    monkeypatch.setitem(live_module.ENGINES, engine, Recording)
+    monkeypatch.setattr(live_module, "run_queries", failing_queries)
     result = example.run("verify", "--live", "--engine", engine)
     assert result.exit_code == 130
     assert len(started) == 1

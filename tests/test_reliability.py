@@ -736,7 +736,7 @@ ROWS: list[BadInput] = [
         "files and sizes",
         "`--output .` (was: the whole project deleted)",
         args("build", "--output", "."),
-        f"{PROJECT}: holds 'generated/app.json' (and 4 more), which dashgen does not write: "
+        f"{PROJECT}: holds 'generated/app.json' (and 7 more), which dashgen does not write: "
         "build replaces the whole output dir, so move it away or choose another output dir",
     ),
     BadInput(

@@ -1,6 +1,7 @@
 """Safety properties, each proven by a test:
 
-* dashgen never writes outside the output dir;
+* dashgen never writes outside the output dir, but for its own cache (``.dashgen/cache/``,
+  only under names it makes itself), and with ``--no-cache`` not even there;
 * verify never executes anything found in a dashboard file;
 * an interrupted build leaves the old ``generated/`` intact (or the new one complete);
 * live servers bind only to loopback and never outlive the command.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import py_compile
+import re
 import shutil
 import signal
 import subprocess
@@ -38,12 +40,12 @@ from tests.test_properties import SETTINGS
 # --- never writes outside the output dir --------------------------------------------------
 
 
-def tree(root: Path, skip: Path | None = None) -> dict[str, str]:
-    """Every entry under ``root`` (``skip`` and what is under it left out), with its bytes
-    or link target, and its mode: what a write anywhere would change."""
+def tree(root: Path, *skip: Path) -> dict[str, str]:
+    """Every entry under ``root`` (each ``skip`` and what is under it left out), with its
+    bytes or link target, and its mode: what a write anywhere would change."""
     found = {}
     for path in sorted(root.rglob("*")):
-        if skip is not None and (path == skip or skip in path.parents):
+        if any(path == left_out or left_out in path.parents for left_out in skip):
             continue
         key = path.relative_to(root).as_posix()
         if path.is_symlink():
@@ -97,15 +99,18 @@ hostile_uids = st.one_of(
 links = st.sampled_from(
     ["none", "json-to-outside-file", "dir-to-outside", "output-is-link-to-outside"]
 )
+#: Every name dashgen gives an entry of its cache dir: none comes from a title, uid or source.
+CACHE_ENTRY = re.compile(r"\.gitignore|code-side\.json|sources(/[0-9a-f]{32}\.code)?")
 
 
 @SETTINGS
-@given(title=hostile_titles, uid=hostile_uids, link=links)
+@given(title=hostile_titles, uid=hostile_uids, link=links, cached=st.booleans())
 def test_build_never_writes_outside_the_output_dir(
-    tmp_path_factory: pytest.TempPathFactory, title: str, uid: str | None, link: str
+    tmp_path_factory: pytest.TempPathFactory, title: str, uid: str | None, link: str, cached: bool
 ) -> None:
-    """Hostile titles, uids and symlinks: the only entry that may change is ``generated/``,
-    and a build writes nothing but ``<uid>.json`` and ``provisioning/`` into it."""
+    """Hostile titles, uids and symlinks: the only entries that may change are
+    ``generated/`` and (unless ``--no-cache``) the cache dir, under names of dashgen's own;
+    and a build writes nothing but ``<uid>.json`` and ``provisioning/`` into ``generated/``."""
     with project_in(tmp_path_factory.mktemp("safety")) as project:
         base = project.root.parent
         project.source("m.py", GOOD_SOURCE)
@@ -124,10 +129,12 @@ def test_build_never_writes_outside_the_output_dir(
             "G = Gauge('hostile.gauge')\n"
             f"D = Dashboard({title!r}, uid={uid!r}, rows=[Row('r', [G])])\n",
         )
-        before = tree(base, skip=project.generated)
-        result = project.run("build")
+        changeable = (project.generated, project.cache) if cached else (project.generated,)
+        before = tree(base, *changeable)
+        result = project.run("build", *([] if cached else ["--no-cache"]))
         assert result.exit_code in (0, 2), result.stderr
-        assert tree(base, skip=project.generated) == before
+        assert tree(base, *changeable) == before
+        assert all(CACHE_ENTRY.fullmatch(entry) for entry in tree(project.cache))
         if result.exit_code == 0:
             assert not project.generated.is_symlink()
             uid = uid if uid is not None else default_uid(title)
@@ -215,11 +222,7 @@ def test_a_really_read_only_generated_dir() -> None:
             f"error: {project.generated}: cannot write: Permission denied; nothing was changed\n"
         )
         assert project.snapshot() == before
-        assert sorted(p.name for p in project.root.iterdir()) == [
-            "generated",
-            "pyproject.toml",
-            "src",
-        ]
+        assert project.entries() == ["generated", "pyproject.toml", "src"]
     finally:
         shutil.rmtree(base)
 
@@ -424,7 +427,7 @@ def test_ctrl_c_at_every_step_of_the_write(tmp_path: Path, monkeypatch: pytest.M
             calls = count_steps(patch, interrupt_at=n)
             result = project.run("build")
         steps = calls()
-        assert [p.name for p in project.root.iterdir() if p.name.startswith(".")] == [], steps
+        assert [name for name in project.entries() if name.startswith(".")] == [], steps
         if len(steps) < n:  # ran past the last step: nothing left to interrupt
             assert result.exit_code == 0 and project.snapshot() == new_tree
             break

@@ -1,0 +1,231 @@
+"""The memo and the compiled-source cache: a hit must skip the exporter and the renderer,
+and must never answer for inputs it has not seen.
+
+The reference for every answer is a run with ``--no-cache``, which computes everything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from dashgen.catalog import load_catalog
+from dashgen.config import load_config
+from dashgen.memo import Expected, memo_key, recall, remember
+from tests.conftest import Project
+from tests.test_build import GOOD_SOURCE
+
+#: Runs ``dashgen verify`` in a fresh interpreter, then says which heavy stacks it imported.
+_VERIFY_AND_REPORT_IMPORTS = """
+import sys
+from dashgen.cli import app
+try:
+    app(["verify", "--project", sys.argv[1], *sys.argv[2:]], prog_name="dashgen")
+except SystemExit as exit:
+    code = exit.code
+stacks = ("grafanalib", "opentelemetry.sdk", "prometheus_client")
+heavy = sorted(m for m in stacks if m in sys.modules)
+print("EXIT", code, "HEAVY", ",".join(heavy))
+"""
+
+
+def _verify_in_fresh_process(project: Project, *args: str, seed: str = "0") -> tuple[int, str]:
+    done = subprocess.run(
+        [sys.executable, "-c", _VERIFY_AND_REPORT_IMPORTS, str(project.root), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONHASHSEED": seed},
+        timeout=120,
+    )
+    last = done.stdout.strip().splitlines()[-1].split()
+    return int(last[1]), last[3] if len(last) > 3 else ""
+
+
+def test_verify_after_a_build_imports_neither_exporter_nor_renderer(example: Project) -> None:
+    """The build leaves the memo; the verify after it (another hash seed, so nothing of the
+    key may depend on set order) is a hit. Without the cache, the same verify needs both."""
+    built = subprocess.run(
+        [sys.executable, "-m", "dashgen", "build", "--project", str(example.root)],
+        env={**os.environ, "PYTHONHASHSEED": "1"},
+        capture_output=True,
+        timeout=120,
+    )
+    assert built.returncode == 0
+    assert _verify_in_fresh_process(example, seed="2") == (0, "")
+    assert _verify_in_fresh_process(example, "--no-cache", seed="2") == (
+        0,
+        "grafanalib,opentelemetry.sdk,prometheus_client",
+    )
+
+
+MUTATIONS = {
+    "none": lambda p: None,
+    "source-renamed": lambda p: p.source(
+        "m.py", GOOD_SOURCE.replace("app.requests", "app.requestz")
+    ),
+    "generated-edited": lambda p: (p.generated / "app.json").write_text(
+        (p.generated / "app.json").read_text().replace("app_requests_total", "app_request_total")
+    ),
+    "panel-removed": lambda p: (p.generated / "app.json").write_text(
+        json.dumps({**json.loads((p.generated / "app.json").read_text()), "panels": []})
+    ),
+    "stray-file": lambda p: (p.generated / "stray.json").write_text('{"panels": []}'),
+    "generated-deleted": lambda p: (p.generated / "app.json").unlink(),
+}
+
+
+@pytest.mark.parametrize("mutation", sorted(MUTATIONS))
+def test_a_memo_hit_reports_exactly_what_a_full_run_reports(
+    project: Project, mutation: str
+) -> None:
+    """After a build (memo written), each mutation is judged the same with and without it."""
+    project.source("m.py", GOOD_SOURCE)
+    assert project.run("build").exit_code == 0
+    MUTATIONS[mutation](project)
+    memoised = project.run("verify", "--format", "json")
+    fresh = project.run("verify", "--format", "json", "--no-cache")
+    assert (memoised.exit_code, memoised.stdout) == (fresh.exit_code, fresh.stdout)
+    assert memoised.exit_code == (0 if mutation == "none" else 1)
+
+
+def test_a_changed_code_file_is_a_miss(tmp_path: Path, project: Project) -> None:
+    """A memo lists every module file loaded when it was made: editing one (here a module
+    this test imports; in life the SDK, grafanalib or dashgen) makes it unusable."""
+    project.source("m.py", GOOD_SOURCE)
+    module = tmp_path / "dashgen_memo_probe.py"
+    module.write_text("VALUE = 1\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        __import__("dashgen_memo_probe")
+        config = load_config(project.root)
+        catalog = load_catalog(config.sources)
+        key = memo_key(config, catalog)
+        assert key is not None
+        expected = Expected(families=(), family_of={}, digests={"app.json": "0" * 64})
+        remember(config, key, expected)
+        assert recall(config, key) == expected
+        assert recall(config, "another key") is None
+        module.write_text("VALUE = 22\n")
+        assert recall(config, key) is None
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("dashgen_memo_probe", None)
+
+
+def test_the_key_follows_declarations_config_and_otel_environment(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.source("m.py", GOOD_SOURCE)
+    config = load_config(project.root)
+    catalog = load_catalog(config.sources)
+    key = memo_key(config, catalog)
+    assert key == memo_key(load_config(project.root), load_catalog(config.sources))
+    project.source("m.py", GOOD_SOURCE.replace('"Traffic"', '"Traffic v2"'))
+    assert memo_key(config, load_catalog(config.sources)) != key
+    other_url = load_config(project.root, {"prometheus_url": "http://prom:9090"})
+    assert memo_key(other_url, catalog) != key
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "service.name=shop")
+    assert memo_key(config, catalog) != key
+
+
+def test_a_damaged_cache_is_ignored_and_replaced(project: Project) -> None:
+    project.source("m.py", GOOD_SOURCE)
+    assert project.run("build").exit_code == 0
+    entries = [p for p in project.cache.rglob("*") if p.is_file() and p.name != ".gitignore"]
+    assert {p.suffix for p in entries} == {".json", ".code"}
+    for entry in entries:
+        entry.write_bytes(entry.read_bytes()[: len(entry.read_bytes()) // 2])
+    with (project.generated / "app.json").open("a") as stale:
+        stale.write("\n")
+    result = project.run("verify", "--format", "json")
+    assert result.exit_code == 1
+    assert {f["kind"] for f in json.loads(result.stdout)["findings"]} == {"stale-file"}
+    assert project.run("build").exit_code == 0
+    assert project.run("verify").exit_code == 0
+    json.loads((project.cache / "code-side.json").read_text())
+
+
+def test_an_unwritable_cache_costs_speed_not_correctness(project: Project) -> None:
+    """``.dashgen`` is a file, so no cache dir can be made: every command still works."""
+    project.source("m.py", GOOD_SOURCE)
+    (project.root / ".dashgen").write_text("not a dir\n")
+    assert project.run("build").exit_code == 0
+    assert project.run("verify").exit_code == 0
+    project.source("m.py", GOOD_SOURCE.replace("app.requests", "app.requestz"))
+    assert project.run("verify").exit_code == 1
+    assert (project.root / ".dashgen").read_text() == "not a dir\n"
+
+
+def test_no_cache_and_cache_false_write_no_cache(project: Project) -> None:
+    project.source("m.py", GOOD_SOURCE)
+    assert project.run("build", "--no-cache").exit_code == 0
+    assert project.run("verify", "--no-cache").exit_code == 0
+    assert not (project.root / ".dashgen").exists()
+    project.write(
+        "pyproject.toml", '[tool.dashgen]\nsources = "src"\noutput = "generated"\ncache = false\n'
+    )
+    assert project.run("build").exit_code == 0
+    assert project.run("verify").exit_code == 0
+    assert not (project.root / ".dashgen").exists()
+
+
+def test_cache_must_be_a_boolean(project: Project) -> None:
+    project.source("m.py", GOOD_SOURCE)
+    project.write("pyproject.toml", '[tool.dashgen]\nsources = "src"\ncache = "no"\n')
+    result = project.run("build")
+    assert result.exit_code == 2
+    assert result.stderr.endswith(
+        "[tool.dashgen]: malformed value: cache must be true or false, got 'no'\n"
+    )
+
+
+def test_the_cache_dir_ignores_itself_for_git(project: Project) -> None:
+    project.source("m.py", GOOD_SOURCE)
+    assert project.run("build").exit_code == 0
+    assert (project.cache / ".gitignore").read_text().splitlines()[-1] == "*"
+
+
+def test_compiled_code_is_reused_only_for_the_exact_text(project: Project) -> None:
+    """An edit that keeps size and mtime (what fools a ``.pyc``) is still seen: the cached
+    code is tied to a digest of the source's bytes."""
+    path = project.source("m.py", GOOD_SOURCE.replace("app.requests", "app.requesta"))
+    assert project.run("build").exit_code == 0
+    assert list((project.cache / "sources").glob("*.code"))
+    stat = path.stat()
+    path.write_text(GOOD_SOURCE.replace("app.requests", "app.requestb"), encoding="utf-8")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    result = project.run("verify", "--format", "json")
+    assert result.exit_code == 1
+    subjects = {f["subject"] for f in json.loads(result.stdout)["findings"]}
+    assert "app_requesta_total" in subjects
+
+
+def test_a_source_that_reads_the_environment_is_keyed_by_what_it_declared(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing in the files changed, but the declarations did: the memo must not answer."""
+    project.source(
+        "m.py",
+        textwrap.dedent(
+            """\
+            import os
+            from dashgen import Counter, Dashboard, Row
+
+            REQUESTS = Counter(os.environ.get("METRIC_NAME", "app.requests"), unit="1")
+            APP = Dashboard("App", uid="app", rows=[Row("Traffic", [REQUESTS])])
+            """
+        ),
+    )
+    assert project.run("build").exit_code == 0
+    assert project.run("verify").exit_code == 0
+    monkeypatch.setenv("METRIC_NAME", "app.orders")
+    result = project.run("verify", "--format", "json")
+    assert result.exit_code == 1
+    findings = {(f["kind"], f["subject"]) for f in json.loads(result.stdout)["findings"]}
+    assert ("unpanelled-family", "app_orders") in findings
