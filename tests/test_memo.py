@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -64,7 +65,7 @@ def test_verify_after_a_build_imports_neither_exporter_nor_renderer(example: Pro
     )
 
 
-MUTATIONS = {
+MUTATIONS: dict[str, Callable[[Project], object]] = {
     "none": lambda p: None,
     "source-renamed": lambda p: p.source(
         "m.py", GOOD_SOURCE.replace("app.requests", "app.requestz")
