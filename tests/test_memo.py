@@ -192,21 +192,6 @@ def test_the_cache_dir_ignores_itself_for_git(project: Project) -> None:
     assert (project.cache / ".gitignore").read_text().splitlines()[-1] == "*"
 
 
-def test_compiled_code_is_reused_only_for_the_exact_text(project: Project) -> None:
-    """An edit that keeps size and mtime (what fools a ``.pyc``) is still seen: the cached
-    code is tied to a digest of the source's bytes."""
-    path = project.source("m.py", GOOD_SOURCE.replace("app.requests", "app.requesta"))
-    assert project.run("build").exit_code == 0
-    assert list((project.cache / "sources").glob("*.code"))
-    stat = path.stat()
-    path.write_text(GOOD_SOURCE.replace("app.requests", "app.requestb"), encoding="utf-8")
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    result = project.run("verify", "--format", "json")
-    assert result.exit_code == 1
-    subjects = {f["subject"] for f in json.loads(result.stdout)["findings"]}
-    assert "app_requesta_total" in subjects
-
-
 def test_a_source_that_reads_the_environment_is_keyed_by_what_it_declared(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:

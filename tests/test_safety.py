@@ -173,19 +173,23 @@ def test_an_output_dir_holding_other_files_is_refused_not_wiped(
     assert tree(project.root.parent) == before
 
 
-def test_a_stale_pycache_is_never_trusted(project: Project) -> None:
+@pytest.mark.parametrize("cache", [[], ["--no-cache"]], ids=["cache", "no-cache"])
+def test_a_stale_pycache_is_never_trusted(project: Project, cache: list[str]) -> None:
     """Python trusts a ``.pyc`` whose recorded mtime (in seconds) and size match the source:
-    an edit within the same second that keeps the size must still be seen by verify."""
+    an edit within the same second that keeps the size must still be seen by verify. So
+    must it be when dashgen's cache holds the code compiled from the old text."""
     source = GOOD_SOURCE.replace("app.requests", "app.requesta")
     path = project.source("m.py", source)
-    assert project.run("build").exit_code == 0
-    # The app imported the module before (its .pyc is in src/__pycache__) ...
+    assert project.run("build", *cache).exit_code == 0
+    # dashgen's cache holds the code compiled from the old text (unless --no-cache) ...
+    assert bool(list(project.cache.glob("sources/*.code"))) is not bool(cache)
+    # ... and the app imported the module before (its .pyc is in src/__pycache__) ...
     py_compile.compile(str(path), doraise=True)
     stat = path.stat()
     # ... then someone renamed the metric: same size, same second.
     path.write_text(source.replace("app.requesta", "app.requestb"), encoding="utf-8")
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    result = project.run("verify", "--format", "json")
+    result = project.run("verify", "--format", "json", *cache)
     assert result.exit_code == 1
     subjects = {f["subject"] for f in json.loads(result.stdout)["findings"]}
     assert "app_requesta_total" in subjects
