@@ -14,14 +14,15 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from dashgen.catalog import load_catalog
 from dashgen.config import Config, load_config
 from dashgen.coverage import render_table
 from dashgen.errors import DashgenError
-from dashgen.memo import remember_build
+from dashgen.memo import expected_output, remember_build
 from dashgen.report import render_human, render_live_human, to_json
 from dashgen.verify import LiveOptions, recording_coverage
 from dashgen.verify import verify as run_verify
-from dashgen.write import diff_tree, write_tree
+from dashgen.write import diff_digests, write_tree
 
 app = typer.Typer(
     help="Keep Grafana dashboards and OpenTelemetry metric code from drifting apart.",
@@ -128,8 +129,6 @@ def build(
     Writes atomically: a failing build leaves the output dir exactly as it was.
     """
     with _guarded():
-        from dashgen.build import generate  # grafanalib and the SDK: not for `verify --help`
-
         config = _config(
             project,
             sources=sources,
@@ -137,22 +136,15 @@ def build(
             prometheus_url=prometheus_url,
             cache=False if no_cache else None,
         )
+        if check:
+            _check_output(config)
+            return
+        from dashgen.build import generate  # grafanalib and the SDK: not for `verify --help`
+
         result = generate(config)
-        drift = (
-            diff_tree(config.output, result.files)
-            if check
-            else write_tree(config.output, result.files)
-        )
+        drift = write_tree(config.output, result.files)
         remember_build(config, result)  # so the `dashgen verify` that follows is a memo hit
     shown = _display(config.output, config.root)
-    if check:
-        for item in drift:
-            out.print(f"{item.kind}: {shown}/{item.path} {item.describe()}")
-        if drift:
-            out.print(f"{len(drift)} file(s) out of date: run `dashgen build`")
-            raise typer.Exit(1)
-        out.print(f"{shown}/ is up to date ({len(result.files)} files)")
-        return
     dashboards = len(result.catalog.dashboards)
     families = len(result.catalog.metrics)
     if drift:
@@ -162,6 +154,20 @@ def build(
         )
     else:
         out.print(f"{shown}/ already up to date ({dashboards} dashboards, {families} families)")
+
+
+def _check_output(config: Config) -> None:
+    """``build --check``: compare the output dir with what a build would write; exit 1 if
+    it differs. A memo hit needs neither the exporter nor the renderer for this."""
+    expected = expected_output(config, load_catalog(config.sources, config.cache))
+    drift = diff_digests(config.output, expected.digests)
+    shown = _display(config.output, config.root)
+    for item in drift:
+        out.print(f"{item.kind}: {shown}/{item.path} {item.describe()}")
+    if drift:
+        out.print(f"{len(drift)} file(s) out of date: run `dashgen build`")
+        raise typer.Exit(1)
+    out.print(f"{shown}/ is up to date ({len(expected.digests)} files)")
 
 
 def _display(path: Path, root: Path) -> str:

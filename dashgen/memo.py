@@ -61,6 +61,21 @@ class Expected:
         return {family.name: family for family in self.families}
 
 
+def expected_output(config: Config, catalog: Catalog) -> Expected:
+    """The exporter's families and the digests of the files a build writes, for ``catalog``:
+    remembered from a run on these very inputs, else computed (and remembered)."""
+    key = memo_key(config, catalog)
+    if key is not None and (known := recall(config, key)) is not None:
+        return known
+    # Imported here: the OTel SDK and grafanalib take ~0.3 s that a memo hit never pays.
+    from dashgen.build import generate
+
+    expected = Expected.of(generate(config, catalog))
+    if key is not None:
+        remember(config, key, expected)
+    return expected
+
+
 def memo_key(config: Config, catalog: Catalog) -> str | None:
     """A digest of every input besides code files; ``None`` when the cache is off or an input
     cannot be written down exactly (then there is no memo, never a guess)."""

@@ -34,7 +34,7 @@ from dashgen.coverage import (
 from dashgen.dashboards import read_dashboards
 from dashgen.errors import DashgenError
 from dashgen.families import Family
-from dashgen.memo import Expected, memo_key, recall, remember
+from dashgen.memo import expected_output
 from dashgen.recording import DEFAULT_PATH, read_recording
 from dashgen.write import Drift, diff_digests, owned
 
@@ -72,7 +72,7 @@ def code_side(config: Config, directory: Path) -> CodeSide:
             tuple(created.families), None, instruments=created_instruments(created.instruments)
         )
     catalog = load_catalog(config.sources, config.cache)
-    expected = expected_code(config, catalog)
+    expected = expected_output(config, catalog)
     drift = None
     if directory.resolve() == config.output.resolve():
         drift = tuple(diff_digests(config.output, expected.digests))
@@ -88,21 +88,6 @@ def code_side(config: Config, directory: Path) -> CodeSide:
         declared_instruments(catalog.metrics, expected.family),
         excluded,
     )
-
-
-def expected_code(config: Config, catalog: Catalog) -> Expected:
-    """The exporter's families and the digests of the files a build writes, for ``catalog``:
-    remembered from a run on these very inputs (see :mod:`dashgen.memo`), else computed."""
-    key = memo_key(config, catalog)
-    if key is not None and (known := recall(config, key)) is not None:
-        return known
-    # Imported here: the OTel SDK and grafanalib take ~0.3 s that a memo hit never pays.
-    from dashgen.build import generate
-
-    expected = Expected.of(generate(config, catalog))
-    if key is not None:
-        remember(config, key, expected)
-    return expected
 
 
 @dataclass(frozen=True)

@@ -22,12 +22,12 @@ from dashgen.memo import Expected, memo_key, recall, remember
 from tests.conftest import Project
 from tests.test_build import GOOD_SOURCE
 
-#: Runs ``dashgen verify`` in a fresh interpreter, then says which heavy stacks it imported.
-_VERIFY_AND_REPORT_IMPORTS = """
+#: Runs a dashgen command in a fresh interpreter, then says which heavy stacks it imported.
+_RUN_AND_REPORT_IMPORTS = """
 import sys
 from dashgen.cli import app
 try:
-    app(["verify", "--project", sys.argv[1], *sys.argv[2:]], prog_name="dashgen")
+    app([*sys.argv[2:], "--project", sys.argv[1]], prog_name="dashgen")
 except SystemExit as exit:
     code = exit.code
 stacks = ("grafanalib", "opentelemetry.sdk", "prometheus_client")
@@ -36,9 +36,9 @@ print("EXIT", code, "HEAVY", ",".join(heavy))
 """
 
 
-def _verify_in_fresh_process(project: Project, *args: str, seed: str = "0") -> tuple[int, str]:
+def _run_in_fresh_process(project: Project, *args: str, seed: str = "0") -> tuple[int, str]:
     done = subprocess.run(
-        [sys.executable, "-c", _VERIFY_AND_REPORT_IMPORTS, str(project.root), *args],
+        [sys.executable, "-c", _RUN_AND_REPORT_IMPORTS, str(project.root), *args],
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONHASHSEED": seed},
@@ -48,9 +48,12 @@ def _verify_in_fresh_process(project: Project, *args: str, seed: str = "0") -> t
     return int(last[1]), last[3] if len(last) > 3 else ""
 
 
-def test_verify_after_a_build_imports_neither_exporter_nor_renderer(example: Project) -> None:
-    """The build leaves the memo; the verify after it (another hash seed, so nothing of the
-    key may depend on set order) is a hit. Without the cache, the same verify needs both."""
+@pytest.mark.parametrize("command", [["verify"], ["build", "--check"]], ids=" ".join)
+def test_a_check_after_a_build_imports_neither_exporter_nor_renderer(
+    example: Project, command: list[str]
+) -> None:
+    """The build leaves the memo; the check after it (another hash seed, so nothing of the
+    key may depend on set order) is a hit. Without the cache, the same check needs both."""
     built = subprocess.run(
         [sys.executable, "-m", "dashgen", "build", "--project", str(example.root)],
         env={**os.environ, "PYTHONHASHSEED": "1"},
@@ -58,8 +61,8 @@ def test_verify_after_a_build_imports_neither_exporter_nor_renderer(example: Pro
         timeout=120,
     )
     assert built.returncode == 0
-    assert _verify_in_fresh_process(example, seed="2") == (0, "")
-    assert _verify_in_fresh_process(example, "--no-cache", seed="2") == (
+    assert _run_in_fresh_process(example, *command, seed="2") == (0, "")
+    assert _run_in_fresh_process(example, *command, "--no-cache", seed="2") == (
         0,
         "grafanalib,opentelemetry.sdk,prometheus_client",
     )
