@@ -3,24 +3,28 @@
 Every panel query is sent over HTTP to a real engine, because only the engine knows whether an
 expression parses and returns data. The embedded servers listen on 127.0.0.1 only, keep their
 data in a temp dir, get their history once when they start, and are stopped by PID whatever
-happens (context manager, then an ``atexit`` net for anything left behind).
+happens (context manager, then an ``atexit`` net for anything left behind). On Linux the
+kernel also stops them when dashgen itself dies, even by SIGKILL.
 """
 
 from __future__ import annotations
 
 import abc
 import atexit
+import ctypes
 import json
 import math
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -214,7 +218,9 @@ class _LocalServer(_QueryApi, abc.ABC):
         if self._process is not None:
             raise RuntimeError(f"{self.name} is already running")
         try:
+            _sweep_orphans(self.name)
             self._root = Path(tempfile.mkdtemp(prefix=f"dashgen-{self.name}-"))
+            (self._root / _OWNER).write_text(str(os.getpid()), encoding="ascii")
             (self._root / "data").mkdir()
             self._before_start(self._root)
             self._start()
@@ -276,6 +282,7 @@ class _LocalServer(_QueryApi, abc.ABC):
                         stderr=subprocess.STDOUT,
                         cwd=self._root,
                         start_new_session=True,
+                        preexec_fn=_stop_with_parent(),
                     )
             except OSError as error:
                 raise DashgenError(self.name, f"cannot run {argv[0]}: {error}") from None
@@ -500,6 +507,46 @@ def _find_binary(name: str, env: str, package: str) -> str:
     if found is None:
         raise DashgenError(name, f"{name} not found on PATH; {hint} or set {env}")
     return found
+
+
+_PR_SET_PDEATHSIG = 1
+_OWNER = "owner.pid"
+
+
+def _sweep_orphans(name: str) -> None:
+    """Remove the temp dirs of servers whose dashgen was killed before it could (SIGKILL):
+    the kernel stopped the server, but nothing was left to delete its data."""
+    for root in Path(tempfile.gettempdir()).glob(f"dashgen-{name}-*"):
+        try:
+            owner = int((root / _OWNER).read_text(encoding="ascii"))
+        except (OSError, ValueError):
+            continue  # not one of ours, or still being made
+        try:
+            os.kill(owner, 0)
+        except ProcessLookupError:
+            shutil.rmtree(root, ignore_errors=True)
+        except OSError:
+            continue  # alive, as another user
+
+
+def _stop_with_parent() -> Callable[[], None] | None:
+    """For the server's child process, before exec: have the kernel send it SIGTERM when
+    dashgen dies, which ``atexit`` cannot cover (SIGKILL, an OOM kill). Linux only.
+
+    The kernel signals when the thread that started the server ends; dashgen starts servers
+    from the thread that runs the command.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def arm() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # dashgen died before the line above: go now
+            os._exit(1)
+
+    return arm
 
 
 def _free_port() -> int:

@@ -33,6 +33,7 @@ from hypothesis import strategies as st
 
 from dashgen import write
 from dashgen.catalog import default_uid
+from dashgen.tsdb import PrometheusServer
 from tests.conftest import Project
 from tests.test_build import GOOD_SOURCE
 from tests.test_properties import SETTINGS
@@ -466,20 +467,23 @@ def _children(pid: int) -> dict[int, str]:
 
 
 def _alive(pid: int) -> bool:
+    """Running: neither gone nor a zombie its new parent has not reaped yet."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
         return False
-    return True
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 @pytest.mark.parametrize(
-    ("signal_number", "exit_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)]
+    ("signal_number", "exit_code"),
+    [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGKILL, -signal.SIGKILL)],
 )
 def test_a_signalled_live_verify_leaves_no_server(
     example: Project, signal_number: int, exit_code: int
 ) -> None:
-    """Ctrl-C, or the SIGTERM a CI timeout sends: the server it started goes with it."""
+    """Ctrl-C, the SIGTERM a CI timeout sends, or a SIGKILL that no handler sees: the server
+    it started goes with it."""
     process = subprocess.Popen(
         [sys.executable, "-m", "dashgen", "verify", "--live", "--project", str(example.root)],
         stdout=subprocess.PIPE,
@@ -495,11 +499,28 @@ def test_a_signalled_live_verify_leaves_no_server(
         assert servers, "no server started"
         process.send_signal(signal_number)
         _, stderr = process.communicate(timeout=60)
-        time.sleep(0.2)
-        left = [pid for pid in servers if _alive(pid)]
+        deadline = time.monotonic() + 10
+        while (left := [pid for pid in servers if _alive(pid)]) and time.monotonic() < deadline:
+            time.sleep(0.05)
         for pid in left:  # never leak it when the test fails
             os.kill(pid, signal.SIGKILL)
     finally:
         process.kill()
     assert left == [], f"{servers} outlived `dashgen verify --live`"
     assert process.returncode in (exit_code, -signal_number), stderr
+    data_dirs = _data_dirs_of(process.pid)
+    if signal_number == signal.SIGKILL:  # nothing was left to delete it: the next run does
+        assert data_dirs
+        with PrometheusServer([]):
+            assert not _data_dirs_of(process.pid)
+    else:
+        assert not data_dirs
+
+
+def _data_dirs_of(pid: int) -> list[Path]:
+    """The temp dirs of embedded servers that the dashgen process ``pid`` started."""
+    return [
+        owner.parent
+        for owner in Path(tempfile.gettempdir()).glob("dashgen-prometheus-*/owner.pid")
+        if owner.read_text() == str(pid)
+    ]
