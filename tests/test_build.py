@@ -12,6 +12,7 @@ from typing import Any
 
 import promql_parser
 import pytest
+import yaml
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import MeterProvider
@@ -458,3 +459,20 @@ def test_excluded_metric_needs_no_panel(project: Project) -> None:
     )
     assert project.run("build").exit_code == 0
     assert "debug_only" not in (project.generated / "app.json").read_text()
+
+
+def test_pre_commit_hooks_pass_on_the_example_and_stop_a_drifted_commit(
+    example: Project,
+) -> None:
+    """The hooks of ``.pre-commit-hooks.yaml`` as pre-commit runs them: the entry's words."""
+    hooks = yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text(encoding="utf-8"))
+    commands = {hook["id"]: hook["entry"].split() for hook in hooks}
+    assert all(words[0] == "dashgen" for words in commands.values())
+    for words in commands.values():
+        assert example.run(*words[1:]).exit_code == 0, words
+    source = example.root / "dashboards_src" / "http_api.py"
+    source.write_text(source.read_text().replace('"HTTP API"', '"HTTP API v2"'))
+    assert example.run(*commands["dashgen-build-check"][1:]).exit_code == 1
+    assert example.run(*commands["dashgen-verify"][1:]).exit_code == 1
+    assert example.run(*commands["dashgen-build"][1:]).exit_code == 0
+    assert example.run(*commands["dashgen-verify"][1:]).exit_code == 0
