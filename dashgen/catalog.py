@@ -34,6 +34,8 @@ from dashgen.hints import Aggregation, Current, CurrentStyle, Heatmap, Hint, Qua
 
 UID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,40}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: Label names that PromQL reads as numbers inside ``by (...)``, whatever their case.
+_NUMBER_WORDS = frozenset({"inf", "nan"})
 
 
 @dataclass(frozen=True)
@@ -189,6 +191,12 @@ def check_hints(spec: MetricSpec) -> None:
                     where(spec),
                     f"hint {hint_name} groups by '{label}', which is not among the declared "
                     f"labels {list(spec.labels)}",
+                )
+            if label.lower() in _NUMBER_WORDS:
+                raise DashgenError(
+                    where(spec),
+                    f"hint {hint_name} groups by '{label}', which PromQL reads as a number "
+                    "in by (...): rename the attribute",
                 )
         if len(set(hint.by)) != len(hint.by):
             raise DashgenError(where(spec), f"hint {hint_name} names a label twice in by={hint.by}")

@@ -25,6 +25,9 @@ from dashgen.families import Family
 from dashgen.hints import Kind
 
 SCOPE_LABEL = "otel_scope_name"
+#: Labels a Prometheus scrape attaches to every series of the target; a metric's own label
+#: of the same name is renamed ``exported_<name>`` (``honor_labels`` off, the default).
+SCRAPE_TARGET_LABELS = frozenset({"job", "instance"})
 ObservableCallback = Callable[[CallbackOptions], Iterable[Observation]]
 #: Exemplars only cost time here: dashgen reads names, never trace links.
 ALWAYS_OFF = AlwaysOffExemplarFilter()
@@ -240,6 +243,13 @@ def _attribute_labels(spec: MetricSpec, prom: PromFamily) -> dict[str, str]:
                 where(spec),
                 f"attribute '{attribute}' is lost in export: it collides with another "
                 f"attribute or a reserved label (declared: {[*clashing, attribute]})",
+            )
+        if label in SCRAPE_TARGET_LABELS:
+            raise DashgenError(
+                where(spec),
+                f"attribute '{attribute}' exports as label '{label}', which the Prometheus "
+                f"scrape sets itself (it would store yours as 'exported_{label}'): rename "
+                "the attribute",
             )
         labels[attribute] = label
     return labels

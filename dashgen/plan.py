@@ -32,6 +32,13 @@ _GRAFANA_UNITS = {
     "1": "none",
 }
 _RATE_UNITS = {"By": "Bps", "bit": "bps"}
+#: Words PromQL's lexer reads as an operator, a modifier or a number wherever they stand
+#: (case-insensitively), so a metric of that name cannot be selected by its bare name:
+#: ``sum(on)`` and ``rate(bool[5m])`` do not parse, and ``inf`` parses as a number.
+#: Checked against promtool and promql-parser in the tests.
+_NOT_BARE_NAMES = frozenset(
+    {"atan2", "bool", "group_left", "group_right", "ignoring", "inf", "nan", "on"}
+)
 
 
 @dataclass(frozen=True)
@@ -122,6 +129,12 @@ def plan_dashboard(spec: DashboardSpec, metrics: Mapping[str, ExportedMetric]) -
     )
 
 
+def selector(name: str) -> str:
+    """The PromQL that selects metric ``name``: the bare name, or ``{__name__="on"}`` where
+    the bare name would read as a keyword."""
+    return f'{{__name__="{name}"}}' if name.lower() in _NOT_BARE_NAMES else name
+
+
 def _agg(operator: str, labels: Sequence[str], inner: str) -> str:
     """``sum by (a, b) (inner)``, or ``sum(inner)`` with no grouping."""
     return f"{operator} by ({', '.join(labels)}) ({inner})" if labels else f"{operator}({inner})"
@@ -142,7 +155,9 @@ def _panel(panel_id: int, metric: ExportedMetric, hint: Hint, grid: GridPos) -> 
     unit = base_unit
     title_suffix: str
     targets: tuple[TargetPlan, ...]
-    value = metric.value_sample
+    value = selector(metric.value_sample)
+    bucket = selector(metric.bucket_sample or "")
+    total = selector(metric.sum_sample or "")
     match hint:
         case Rate():
             title_suffix = "rate"
@@ -156,7 +171,7 @@ def _panel(panel_id: int, metric: ExportedMetric, hint: Hint, grid: GridPos) -> 
             targets = (TargetPlan("A", expr, legend, instant=True),)
         case Quantiles():
             title_suffix = "/".join(f"p{q * 100:g}" for q in hint.quantiles)
-            buckets = _agg("sum", ["le", *by], f"rate({metric.bucket_sample}[$__rate_interval])")
+            buckets = _agg("sum", ["le", *by], f"rate({bucket}[$__rate_interval])")
             targets = tuple(
                 TargetPlan(
                     ref_id(i),
@@ -168,13 +183,13 @@ def _panel(panel_id: int, metric: ExportedMetric, hint: Hint, grid: GridPos) -> 
         case Heatmap():
             title_suffix = "distribution"
             kind = "heatmap"
-            expr = _agg("sum", ["le"], f"increase({metric.bucket_sample}[$__rate_interval])")
+            expr = _agg("sum", ["le"], f"increase({bucket}[$__rate_interval])")
             targets = (TargetPlan("A", expr, "{{le}}", heatmap=True),)
         case Average():
             title_suffix = "average"
-            total = _agg("sum", by, f"rate({metric.sum_sample}[$__rate_interval])")
+            sums = _agg("sum", by, f"rate({total}[$__rate_interval])")
             count = _agg("sum", by, f"rate({value}[$__rate_interval])")
-            expr = f"{total} / {count}"
+            expr = f"{sums} / {count}"
             targets = (TargetPlan("A", expr, legend),)
         case Current():
             title_suffix = "current"

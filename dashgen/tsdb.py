@@ -335,6 +335,7 @@ class PrometheusServer(_LocalServer):
             capture_output=True,
             timeout=300,
             check=False,
+            preexec_fn=_stop_with_parent(),  # a killed dashgen takes its backfill with it
         )
         if done.returncode != 0:
             output = (done.stderr or done.stdout).decode(errors="replace")
@@ -530,8 +531,8 @@ def _sweep_orphans(name: str) -> None:
 
 
 def _stop_with_parent() -> Callable[[], None] | None:
-    """For the server's child process, before exec: have the kernel send it SIGTERM when
-    dashgen dies, which ``atexit`` cannot cover (SIGKILL, an OOM kill). Linux only.
+    """For a child (a server, promtool's backfill), before exec: have the kernel send it
+    SIGTERM when dashgen dies, which ``atexit`` cannot cover (SIGKILL, an OOM kill). Linux only.
 
     The kernel signals when the thread that started the server ends; dashgen starts servers
     from the thread that runs the command.

@@ -517,6 +517,37 @@ def test_a_signalled_live_verify_leaves_no_server(
         assert not data_dirs
 
 
+def test_a_killed_live_verify_takes_its_backfill_with_it(example: Project, tmp_path: Path) -> None:
+    """SIGKILL while promtool backfills: the backfill goes too. A stand-in promtool that
+    only sleeps keeps dashgen in the backfill long enough to kill it there."""
+    slow = tmp_path / "promtool"
+    slow.write_text("#!/bin/sh\nexec sleep 120\n", encoding="utf-8")
+    slow.chmod(0o755)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dashgen", "verify", "--live", "--project", str(example.root)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "DASHGEN_PROMTOOL_BIN": str(slow)},
+    )
+    backfill: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while not backfill and process.poll() is None and time.monotonic() < deadline:
+            backfill = [p for p, n in _children(process.pid).items() if n == "sleep"]
+            time.sleep(0.01)
+        assert backfill, "the backfill did not start"
+        process.kill()
+        process.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while (left := [pid for pid in backfill if _alive(pid)]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for pid in left:  # never leak it when the test fails
+            os.kill(pid, signal.SIGKILL)
+    finally:
+        process.kill()
+    assert left == [], "promtool outlived a killed `dashgen verify --live`"
+
+
 def _data_dirs_of(pid: int) -> list[Path]:
     """The temp dirs of embedded servers that the dashgen process ``pid`` started."""
     return [
