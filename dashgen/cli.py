@@ -121,6 +121,13 @@ def build(
         str | None,
         typer.Option("--prometheus-url", help="Datasource URL for the provisioning YAML."),
     ] = None,
+    allow_empty: Annotated[
+        bool,
+        typer.Option(
+            "--allow-empty",
+            help="Let a build with no dashboards delete the dashboards in the output dir.",
+        ),
+    ] = False,
     no_cache: NoCacheOption = False,
     project: ConfigDirOption = Path("."),
 ) -> None:
@@ -142,7 +149,7 @@ def build(
         from dashgen.build import generate  # grafanalib and the SDK: not for `verify --help`
 
         result = generate(config)
-        drift = write_tree(config.output, result.files)
+        drift = write_tree(config.output, result.files, allow_empty)
         remember_build(config, result)  # so the `dashgen verify` that follows is a memo hit
     shown = _display(config.output, config.root)
     dashboards = len(result.catalog.dashboards)

@@ -616,16 +616,20 @@ def sample_names_in(expr: str) -> set[str]:
     return set(re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", expr))
 
 
-def replace_selector(expr: str, sample: str, wrong: str) -> str:
-    """``expr`` with its selector of ``sample`` renamed: the last bare occurrence, since a
-    generated query groups (``by (x)``) before it selects, and a name like ``sum`` may also
-    stand as the aggregation (``sum(sum)``)."""
-    bare = [
+def selectors_of(expr: str, sample: str) -> list[re.Match[str]]:
+    """Where ``expr`` selects ``sample``: bare occurrences that are not an aggregation or a
+    function of that name (``sum(sum)``, ``sum by (x) (...)``)."""
+    return [
         m
         for m in re.finditer(rf"(?<![\w:]){re.escape(sample)}(?![\w:])", expr)
         if not expr[m.end() :].lstrip().startswith(("(", "by "))
     ]
-    last = bare[-1]
+
+
+def replace_selector(expr: str, sample: str, wrong: str) -> str:
+    """``expr`` with its selector of ``sample`` renamed: the last one, since a generated
+    query groups (``by (x)``) before it selects."""
+    last = selectors_of(expr, sample)[-1]
     return expr[: last.start()] + wrong + expr[last.end() :]
 
 
@@ -636,7 +640,12 @@ def edit_expr(draw: Draw, project: Project, catalog: CatalogDecl) -> Mutation:
     panel = draw(st.sampled_from(generated_panels(dashboard)))
     target = draw(st.sampled_from(panel["targets"]))
     ours = {s for m in catalog.metrics for s in oracle(m).samples}
-    sample = draw(st.sampled_from(sorted(sample_names_in(target["expr"]) & ours)))
+    selected = {
+        name
+        for name in sample_names_in(target["expr"]) & ours
+        if selectors_of(target["expr"], name)
+    }
+    sample = draw(st.sampled_from(sorted(selected)))
     wrong = f"zqwrong_{sample}"
     target["expr"] = replace_selector(target["expr"], sample, wrong)
     path.write_text(json.dumps(dashboard, indent=2) + "\n", encoding="utf-8")

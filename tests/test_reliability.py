@@ -95,6 +95,18 @@ def args(*arguments: str) -> Setup:
     return setup
 
 
+def emptied(directory: str, holding: str | None = None) -> Setup:
+    """No dashboards to build: ``--sources`` naming an empty dir, or one of other files."""
+
+    def setup(project: Project, _: pytest.MonkeyPatch) -> list[str]:
+        (project.root / directory).mkdir()
+        if holding is not None:
+            project.write(f"{directory}/{holding}", "# notes\n")
+        return ["build", "--sources", directory]
+
+    return setup
+
+
 def pyproject(text: str) -> Setup:
     def setup(project: Project, _: pytest.MonkeyPatch) -> list[str]:
         project.write("pyproject.toml", text)
@@ -198,12 +210,11 @@ def refused(code: int, function: str, when: Callable[[str], bool] = lambda _: Tr
 
 
 def interrupt(at_call: int, function: str) -> Setup:
-    """Ctrl-C (KeyboardInterrupt) at the n-th call of ``write.<function>`` or ``os.rename``."""
+    """Ctrl-C (KeyboardInterrupt) at the n-th call of ``write.<function>``."""
 
     def setup(project: Project, monkeypatch: pytest.MonkeyPatch) -> list[str]:
         project.source("m.py", GOOD_SOURCE.replace('"Traffic"', '"Traffic v2"'))
-        owner: object = os if function == "rename" else write
-        real = getattr(owner, function)
+        real = getattr(write, function)
         calls: list[object] = []
 
         def interrupted(*arguments: object) -> object:
@@ -212,7 +223,7 @@ def interrupt(at_call: int, function: str) -> Setup:
                 raise KeyboardInterrupt
             return real(*arguments)
 
-        monkeypatch.setattr(owner, function, interrupted)
+        monkeypatch.setattr(write, function, interrupted)
         return ["build"]
 
     return setup
@@ -365,7 +376,40 @@ ROWS: list[BadInput] = [
         pyproject("[tool.dashgen]\nsources = 'src'\nouput = 'gen'\n"),
         f"{PROJECT}/pyproject.toml: [tool.dashgen] has unknown keys ['ouput']",
     ),
+    BadInput(
+        "empty-sources-dir",
+        "sources",
+        "`--sources` naming an empty dir: the build would delete every dashboard",
+        emptied("empty"),
+        f"{PROJECT}/generated: the build holds no dashboards and would delete the 1 here (are "
+        "the sources right?): pass --allow-empty to do that",
+    ),
+    BadInput(
+        "wrong-sources-dir",
+        "sources",
+        "`--sources docs`, a dir of other files that declares nothing",
+        emptied("docs", "README.md"),
+        f"{PROJECT}/generated: the build holds no dashboards and would delete the 1 here (are "
+        "the sources right?): pass --allow-empty to do that",
+    ),
     # --- names and units -------------------------------------------------------------------
+    BadInput(
+        "attribute-named-job",
+        "names",
+        "an attribute `job`, which the scrape's own label would rename to `exported_job`",
+        declaring("M = Counter('m', labels=['job'])"),
+        "src/bad.py:3: metric 'm': attribute 'job' exports as label 'job', which the "
+        "Prometheus scrape sets itself (it would store yours as 'exported_job'): rename the "
+        "attribute",
+    ),
+    BadInput(
+        "group-by-inf",
+        "names",
+        "`hints.Rate(by=['inf'])`: PromQL reads `by (inf)` as a number",
+        declaring("M = Counter('m', labels=['inf'], hint=hints.Rate(by=['inf']))"),
+        "src/bad.py:3: metric 'm': hint Rate groups by 'inf', which PromQL reads as a number "
+        "in by (...): rename the attribute",
+    ),
     BadInput(
         "non-ascii-name",
         "names",
@@ -759,9 +803,9 @@ ROWS: list[BadInput] = [
     BadInput(
         "read-only-generated",
         "environment",
-        "a read-only `generated/`: EACCES on moving it away (simulated; a real one as a "
-        "non-root user is in tests/test_safety.py)",
-        refused(errno.EACCES, "rename", lambda path: path.endswith("/generated")),
+        "a read-only `generated/`: EACCES on exchanging it for the new tree (simulated; a "
+        "real one as a non-root user is in tests/test_safety.py)",
+        refused(errno.EACCES, "_exchange"),
         f"{PROJECT}/generated: cannot write: Permission denied; nothing was changed",
     ),
     BadInput(
@@ -788,10 +832,10 @@ ROWS: list[BadInput] = [
         exit_code=130,
     ),
     BadInput(
-        "ctrl-c-between-renames",
+        "ctrl-c-at-the-exchange",
         "interruption",
-        "Ctrl-C after `generated/` was moved away, before the new one moved in",
-        interrupt(2, "rename"),
+        "Ctrl-C as the new tree is about to be exchanged for `generated/`",
+        interrupt(1, "_exchange"),
         "interrupted: nothing was written",
         exit_code=130,
     ),
