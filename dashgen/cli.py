@@ -14,15 +14,15 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from dashgen.catalog import load_catalog
+from dashgen.catalog import Catalog, load_catalog
 from dashgen.config import Config, load_config
 from dashgen.coverage import render_table
 from dashgen.errors import DashgenError
-from dashgen.memo import expected_output, remember_build
+from dashgen.memo import expected_output, recalled, remember_build
 from dashgen.report import render_human, render_live_human, to_json
 from dashgen.verify import LiveOptions, recording_coverage
 from dashgen.verify import verify as run_verify
-from dashgen.write import diff_digests, write_tree
+from dashgen.write import Drift, diff_digests, tidy, write_tree
 
 app = typer.Typer(
     help="Keep Grafana dashboards and OpenTelemetry metric code from drifting apart.",
@@ -146,14 +146,12 @@ def build(
         if check:
             _check_output(config)
             return
-        from dashgen.build import generate  # grafanalib and the SDK: not for `verify --help`
-
-        result = generate(config)
-        drift = write_tree(config.output, result.files, allow_empty)
-        remember_build(config, result)  # so the `dashgen verify` that follows is a memo hit
+        catalog = load_catalog(config.sources, config.cache)
+        tidy(config.output)
+        drift = [] if _up_to_date(config, catalog) else _write_build(config, catalog, allow_empty)
     shown = _display(config.output, config.root)
-    dashboards = len(result.catalog.dashboards)
-    families = len(result.catalog.metrics)
+    dashboards = len(catalog.dashboards)
+    families = len(catalog.metrics)
     if drift:
         out.print(
             f"wrote {shown}/: {dashboards} dashboards, {families} metric families, "
@@ -161,6 +159,22 @@ def build(
         )
     else:
         out.print(f"{shown}/ already up to date ({dashboards} dashboards, {families} families)")
+
+
+def _up_to_date(config: Config, catalog: Catalog) -> bool:
+    """A build of remembered inputs whose output dir holds just what it wrote: nothing to do,
+    and neither the exporter nor the renderer is needed to know it."""
+    known = recalled(config, catalog)
+    return known is not None and not diff_digests(config.output, known.digests)
+
+
+def _write_build(config: Config, catalog: Catalog, allow_empty: bool) -> list[Drift]:
+    from dashgen.build import generate  # grafanalib and the SDK: not for `verify --help`
+
+    result = generate(config, catalog)
+    drift = write_tree(config.output, result.files, allow_empty)
+    remember_build(config, result)  # so the `dashgen verify` that follows is a memo hit
+    return drift
 
 
 def _check_output(config: Config) -> None:

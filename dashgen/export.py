@@ -7,6 +7,7 @@ says which family, sample and label came from which declaration and attribute.
 
 from __future__ import annotations
 
+import gc
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -64,8 +65,18 @@ def _marker(index: int) -> str:
 
 
 def export_catalog(specs: Sequence[MetricSpec]) -> Exported:
-    """Register every declaration on a private provider, trigger each, collect once."""
-    return _read_families(specs, _collect(specs))
+    """Register every declaration on a private provider, trigger each, collect once.
+
+    The cyclic garbage collector is off meanwhile: the SDK allocates many small objects
+    that live until the collection, and tracing them cost a fifth of the export's time.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _read_families(specs, _collect(specs))
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def private_pipeline() -> tuple[CollectorRegistry, MeterProvider]:

@@ -61,19 +61,40 @@ class Expected:
         return {family.name: family for family in self.families}
 
 
+def recalled(config: Config, catalog: Catalog) -> Expected | None:
+    """What a run on these very inputs computed, if one did."""
+    key = memo_key(config, catalog)
+    return None if key is None else recall(config, key)
+
+
 def expected_output(config: Config, catalog: Catalog) -> Expected:
     """The exporter's families and the digests of the files a build writes, for ``catalog``:
     remembered from a run on these very inputs, else computed (and remembered)."""
-    key = memo_key(config, catalog)
-    if key is not None and (known := recall(config, key)) is not None:
+    known = recalled(config, catalog)
+    if known is not None:
         return known
     # Imported here: the OTel SDK and grafanalib take ~0.3 s that a memo hit never pays.
     from dashgen.build import generate
 
-    expected = Expected.of(generate(config, catalog))
-    if key is not None:
-        remember(config, key, expected)
-    return expected
+    built = generate(config, catalog)
+    remember_build(config, built)
+    return Expected.of(built)
+
+
+def exported_families(config: Config, catalog: Catalog) -> Expected:
+    """What verify of a dir other than the output dir needs: the families, remembered or
+    from the exporter alone (no render: no file of that dir is compared with a build)."""
+    known = recalled(config, catalog)
+    if known is not None:
+        return known
+    from dashgen.export import export_catalog
+
+    exported = export_catalog(catalog.metrics)
+    return Expected(
+        families=exported.families,
+        family_of={name: m.family.name for name, m in exported.metrics.items()},
+        digests={},
+    )
 
 
 def memo_key(config: Config, catalog: Catalog) -> str | None:
@@ -82,8 +103,10 @@ def memo_key(config: Config, catalog: Catalog) -> str | None:
     if config.cache is None:
         return None
     otel_environment = sorted((k, v) for k, v in os.environ.items() if k.startswith("OTEL_"))
-    search_path = [os.path.abspath(entry or ".") for entry in sys.path]
-    material = [_FORMAT, sys.version, sys.executable, search_path, otel_environment]
+    # Not sys.executable nor sys.path[0], the script's dir: `dashgen` and `python -m dashgen`
+    # run the same code from the same environment and must share one memo.
+    search_path = [os.path.abspath(entry or ".") for entry in sys.path[1:]]
+    material = [_FORMAT, sys.version, sys.prefix, search_path, otel_environment]
     try:
         text = json.dumps([*material, config, catalog], default=_canonical, sort_keys=True)
     except (TypeError, ValueError):

@@ -34,7 +34,7 @@ from dashgen.coverage import (
 from dashgen.dashboards import read_dashboards
 from dashgen.errors import DashgenError
 from dashgen.families import Family
-from dashgen.memo import expected_output
+from dashgen.memo import expected_output, exported_families
 from dashgen.recording import DEFAULT_PATH, read_recording
 from dashgen.write import Drift, diff_digests, owned
 
@@ -72,10 +72,12 @@ def code_side(config: Config, directory: Path) -> CodeSide:
             tuple(created.families), None, instruments=created_instruments(created.instruments)
         )
     catalog = load_catalog(config.sources, config.cache)
-    expected = expected_output(config, catalog)
     drift = None
     if directory.resolve() == config.output.resolve():
+        expected = expected_output(config, catalog)
         drift = tuple(diff_digests(config.output, expected.digests))
+    else:
+        expected = exported_families(config, catalog)
     excluded = {
         expected.family_of[spec.name]: spec.exclude_reason
         for spec in catalog.metrics

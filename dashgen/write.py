@@ -149,10 +149,6 @@ def write_tree(out_dir: Path, files: Mapping[str, bytes], allow_empty: bool = Fa
     write (read-only, full disk): either way the output dir is as it was.
     """
     target = real_dir(out_dir)
-    try:
-        recover_interrupted(target)
-    except OSError as error:
-        raise DashgenError(str(out_dir), f"cannot tidy up: {error.strerror or error}") from None
     drift = diff_tree(target, files)
     if not drift and target.is_dir():
         return drift
@@ -166,6 +162,14 @@ def write_tree(out_dir: Path, files: Mapping[str, bytes], allow_empty: bool = Fa
             str(out_dir), f"cannot write: {error.strerror or error}; nothing was changed"
         ) from None
     return drift
+
+
+def tidy(out_dir: Path) -> None:
+    """Before a build looks at the output dir: clear up after an interrupted one."""
+    try:
+        recover_interrupted(real_dir(out_dir))
+    except OSError as error:
+        raise DashgenError(str(out_dir), f"cannot tidy up: {error.strerror or error}") from None
 
 
 def _work_dir_pattern(out_dir: Path) -> re.Pattern[str]:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from dashgen.cache import read_entry
 from dashgen.catalog import load_catalog
 from dashgen.config import load_config
 from dashgen.memo import Expected, memo_key, recall, remember
@@ -152,7 +153,52 @@ def test_a_damaged_cache_is_ignored_and_replaced(project: Project) -> None:
     assert {f["kind"] for f in json.loads(result.stdout)["findings"]} == {"stale-file"}
     assert project.run("build").exit_code == 0
     assert project.run("verify").exit_code == 0
-    json.loads((project.cache / "code-side.json").read_text())
+    memo = read_entry(project.cache, "code-side.json")
+    assert memo is not None and json.loads(memo)["families"]
+
+
+def _flip_byte(offset: int) -> Callable[[bytes], bytes]:
+    return lambda data: data[:offset] + bytes([data[offset] ^ 0x20]) + data[offset + 1 :]
+
+
+def _one_letter(data: bytes) -> bytes:
+    """Valid JSON still, with one letter of a family name changed."""
+    return data.replace(b'"app_requests', b'"app_rexuests', 1)
+
+
+DAMAGE: dict[str, tuple[str, Callable[[bytes], bytes]]] = {
+    **{f"code-byte-{o}": (".code", _flip_byte(o)) for o in (0, 40, 90, 200, -3)},
+    "code-zeroed-tail": (".code", lambda data: data[:-16] + bytes(16)),
+    "memo-one-letter": (".json", _one_letter),
+    "memo-byte-60": (".json", _flip_byte(60)),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_a_damaged_entry_is_a_miss_never_run_or_believed(project: Project, damage: str) -> None:
+    """A few changed bytes of a cache entry, compiled code or memo: every command answers as
+    with ``--no-cache`` (no segfault, no traceback, no finding blamed on the source)."""
+    suffix, change = DAMAGE[damage]
+    project.source("m.py", GOOD_SOURCE)
+    assert project.run("build").exit_code == 0
+    (entry,) = [p for p in project.cache.rglob(f"*{suffix}")]
+    entry.write_bytes(change(entry.read_bytes()))
+    board = project.generated / "app.json"
+    board.write_text(board.read_text().replace("app_requests_total", "app_request_total"))
+    for command in (["verify", "--format", "json"], ["build", "--check"]):
+        fresh = subprocess.run(
+            [sys.executable, "-m", "dashgen", *command, "--project", str(project.root)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        reference = project.run(*command, "--no-cache")
+        assert (fresh.returncode, fresh.stdout, fresh.stderr) == (
+            reference.exit_code,
+            reference.stdout,
+            reference.stderr,
+        )
+        assert fresh.returncode == 1
 
 
 def test_an_unwritable_cache_costs_speed_not_correctness(project: Project) -> None:
