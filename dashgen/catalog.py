@@ -28,9 +28,10 @@ from types import CodeType, ModuleType
 from typing import get_args
 
 from dashgen.cache import read_entry, write_entry
-from dashgen.declare import Dashboard, Metric, MetricSpec, Row
+from dashgen.declare import Dashboard, DeclarationError, Metric, MetricSpec, describe_value
 from dashgen.errors import DashgenError
 from dashgen.hints import Aggregation, Current, CurrentStyle, Heatmap, Hint, Quantiles
+from dashgen.isolate import run_isolated
 
 UID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,40}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -70,12 +71,18 @@ class Catalog:
 
 
 def load_catalog(sources: Path, cache: Path | None = None) -> Catalog:
-    """Import every ``*.py`` under ``sources`` and collect what they declare.
+    """Import every ``*.py`` under ``sources`` and collect what they declare, in a child
+    process (see :mod:`dashgen.isolate`): the sources run there, never in dashgen itself.
 
     ``cache``: dashgen's cache dir, to keep each source's code compiled from its exact text.
     """
     if not sources.is_dir():
         raise DashgenError(str(sources), "sources dir not found (set [tool.dashgen] sources)")
+    shown = _relative_file(str(sources), sources.resolve().parent)
+    return run_isolated(shown, "its declarations", _collect_declarations, sources, cache)
+
+
+def _collect_declarations(sources: Path, cache: Path | None) -> Catalog:
     root = sources.resolve().parent
     modules = _import_sources(sources, root, cache)
     metrics: dict[int, Metric] = {}
@@ -87,7 +94,7 @@ def load_catalog(sources: Path, cache: Path | None = None) -> Catalog:
             elif isinstance(value, Dashboard):
                 dashboards.setdefault(id(value), value)
     for dashboard in dashboards.values():
-        for row in _rows(dashboard, root):
+        for row in dashboard.rows:
             for metric in row.metrics:
                 metrics.setdefault(id(metric), metric)
     shown: dict[str, str] = {}  # resolving a path is slow, and declarations share few files
@@ -97,16 +104,11 @@ def load_catalog(sources: Path, cache: Path | None = None) -> Catalog:
         if spec.file not in shown:
             shown[spec.file] = _relative_file(spec.file, root)
         unsorted.append(replace(spec, file=shown[spec.file]))
-    for spec in unsorted:
-        if not isinstance(spec.name, str):
-            raise DashgenError(
-                f"{spec.file}:{spec.line}",
-                f"a metric name must be a string, got {_kind_of(spec.name)}",
-            )
     specs = sorted(unsorted, key=_spec_order)
     _check_unique_names(specs)
     for spec in specs:
         check_spec(spec)
+    specs = [replace(spec, hints=tuple(_plain_hint(h) for h in spec.hints)) for spec in specs]
     dashboard_specs = sorted(
         (_dashboard_spec(d, root) for d in dashboards.values()), key=lambda d: d.uid
     )
@@ -118,35 +120,12 @@ def where(spec: MetricSpec) -> str:
     return f"{spec.file}:{spec.line}: metric '{spec.name}'"
 
 
-def _rows(dashboard: Dashboard, root: Path) -> tuple[Row, ...]:
-    """The dashboard's rows, each checked to hold declarations (not names or other objects)."""
-    location = f"{_relative_file(dashboard.file, root)}:{dashboard.line}: dashboard "
-    location += repr(dashboard.title) if isinstance(dashboard.title, str) else "(untitled)"
-    for row in dashboard.rows:
-        if not isinstance(row, Row):
-            raise DashgenError(location, f"rows= takes Row(...) objects, got {_kind_of(row)}")
-        for metric in row.metrics:
-            if not isinstance(metric, Metric):
-                raise DashgenError(
-                    location,
-                    f"row {row.title!r} holds {_kind_of(metric)}, not a metric declaration",
-                )
-    return dashboard.rows
-
-
-def _kind_of(value: object) -> str:
-    """``'oops' (a str)``: what the user passed, short enough for one line."""
-    shown = repr(value)
-    shown = shown if len(shown) <= 40 else shown[:37] + "..."
-    return f"{shown} (a {type(value).__name__})"
-
-
 def check_spec(spec: MetricSpec) -> None:
     """What the SDK does not check but a dashboard needs: sane labels, buckets and hints."""
     for label in spec.labels:
         if not isinstance(label, str) or not label:
             raise DashgenError(
-                where(spec), f"labels= takes non-empty strings, got {_kind_of(label)}"
+                where(spec), f"labels= takes non-empty strings, got {describe_value(label)}"
             )
     if spec.buckets is not None:
         finite = all(math.isfinite(b) for b in spec.buckets)
@@ -175,11 +154,23 @@ def check_hints(spec: MetricSpec) -> None:
     for hint in spec.hints:
         if not isinstance(hint, Hint):
             # hint="rate" arrives letter by letter: name the type, not the letter.
-            got = "a string" if isinstance(hint, str) else _kind_of(hint)
+            got = "a string" if isinstance(hint, str) else describe_value(hint)
             raise DashgenError(
                 where(spec), f"hint= takes dashgen.hints objects such as hints.Rate(), got {got}"
             )
         hint_name = type(hint).__name__
+        for option in ("title", "description", "unit", "legend"):
+            value = getattr(hint, option)
+            if value is not None and not isinstance(value, str):
+                raise DashgenError(
+                    where(spec),
+                    f"hint {hint_name} takes a string for {option}=, got {describe_value(value)}",
+                )
+        if isinstance(hint.by, str) or not isinstance(hint.by, tuple | list):
+            raise DashgenError(
+                where(spec),
+                f"hint {hint_name} takes a list of labels for by=, got {describe_value(hint.by)}",
+            )
         if spec.kind not in hint.fits:
             fits = ", ".join(sorted(kind.value for kind in hint.fits))
             raise DashgenError(
@@ -243,6 +234,23 @@ def _check_hint_options(spec: MetricSpec, hint: Hint) -> None:
             raise DashgenError(
                 where(spec), f"hint Current has agg={hint.agg!r}: use one of {list(aggregations)}"
             )
+
+
+def _plain_hint(hint: Hint) -> Hint:
+    """The hint with plain ``str`` where the user passed a subclass (a ``StrEnum`` member
+    becomes its value), as the declarations' own options are."""
+
+    def plain(text: str | None) -> str | None:
+        return None if text is None else str.__str__(text)
+
+    return replace(
+        hint,
+        title=plain(hint.title),
+        description=plain(hint.description),
+        unit=plain(hint.unit),
+        legend=plain(hint.legend),
+        by=tuple(str.__str__(label) for label in hint.by),
+    )
 
 
 def _is_int(value: object) -> bool:
@@ -357,6 +365,12 @@ def _import_sources(sources: Path, root: Path, cache: Path | None) -> list[Modul
     search_path = sources.parent if is_package else sources
     prefix = f"{sources.name}." if is_package else ""
     files = sorted(p for p in sources.glob("*.py") if p.name != "__init__.py")
+    for path in files:
+        if not path.exists():  # os.stat follows the link and fails: a loop or no target
+            raise DashgenError(
+                _relative_file(str(path.parent), root) + f"/{path.name}",
+                "is a symlink that leads to no file (a loop, or a missing target)",
+            )
     names = [prefix + p.stem for p in files]
     with _isolated_imports(str(search_path), [n.split(".")[0] for n in names], sources, cache):
         modules = []
@@ -373,6 +387,10 @@ def _import_one(path: Path, name: str, root: Path) -> ModuleType:
     """
     try:
         return importlib.import_module(name)
+    except DeclarationError as error:
+        raise DashgenError(
+            f"{_relative_file(error.file, root)}:{error.line}: {error.subject}", error.message
+        ) from None
     except SyntaxError as error:
         file = (
             _relative_file(error.filename, root)
@@ -386,18 +404,15 @@ def _import_one(path: Path, name: str, root: Path) -> ModuleType:
             _relative_file(str(path), root),
             f"importing {path.name} called sys.exit({error.code!r}): sources must not exit",
         ) from None
-    except (KeyboardInterrupt, GeneratorExit):
-        raise
-    except BaseException as error:
+    except BaseException as error:  # KeyboardInterrupt too: in the child, only a source raises it
         frame = _innermost_frame_in(error, path.parent)
         location = (
             f"{_relative_file(frame.filename, root)}:{frame.lineno}"
             if frame
             else _relative_file(str(path), root)
         )
-        raise DashgenError(
-            location, f"importing {path.name} failed: {type(error).__name__}: {error}"
-        ) from None
+        failure = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        raise DashgenError(location, f"importing {path.name} failed: {failure}") from None
 
 
 def _innermost_frame_in(error: BaseException, directory: Path) -> traceback.FrameSummary | None:
@@ -438,8 +453,11 @@ def _isolated_imports(
     try:
         yield
     finally:
-        sys.path.remove(search_path)
-        sys.meta_path.remove(fresh)
+        # A source may have emptied either list; what is left to undo is what is there.
+        if search_path in sys.path:
+            sys.path.remove(search_path)
+        if fresh in sys.meta_path:
+            sys.meta_path.remove(fresh)
         take()
         sys.modules.update(saved)
 

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
+from types import UnionType
 from typing import Any, TypedDict, Unpack
 
 from opentelemetry import metrics as otel_metrics
@@ -37,6 +38,73 @@ def _caller_origin() -> tuple[str, int]:
     ):
         frame = frame.f_back
     return frame.f_code.co_filename, frame.f_lineno
+
+
+class DeclarationError(Exception):
+    """A declaration given a value of the wrong type, raised where the user wrote it; the
+    catalog stage turns it into one line naming the file, the line and the declaration."""
+
+    def __init__(self, origin: tuple[str, int], subject: str, message: str) -> None:
+        super().__init__(message)
+        self.file, self.line = origin
+        self.subject = subject
+        self.message = message
+
+
+def describe_value(value: object) -> str:
+    """``'oops' (a str)``: what the user passed, short enough for one line."""
+    text = repr(value)
+    text = text if len(text) <= 40 else text[:37] + "..."
+    return f"{text} (a {type(value).__name__})"
+
+
+def _subject(noun: str, name: object) -> str:
+    """``metric 'x'``, or just ``metric`` when the name itself is what is wrong."""
+    return f"{noun} {name!r}" if isinstance(name, str) else noun
+
+
+class _Checked:
+    """Type checks of one declaration's options, each failure naming the option."""
+
+    def __init__(self, origin: tuple[str, int], subject: str) -> None:
+        self.origin = origin
+        self.subject = subject
+
+    def fail(self, message: str) -> DeclarationError:
+        return DeclarationError(self.origin, self.subject, message)
+
+    def text(self, option: str, value: object, *, optional: bool = False) -> Any:
+        """A plain ``str`` (a ``StrEnum`` member becomes its value); ``None`` if optional."""
+        if value is None and optional:
+            return None
+        if not isinstance(value, str):
+            expected = "a string or None" if optional else "a string"
+            raise self.fail(f"{option}= takes {expected}, got {describe_value(value)}")
+        return str.__str__(value)
+
+    def texts(self, option: str, value: object) -> tuple[str, ...]:
+        """A list of plain strings; a lone string is refused, not split into letters."""
+        if isinstance(value, str) or not isinstance(value, Iterable):
+            raise self.fail(f"{option}= takes a list of strings, got {describe_value(value)}")
+        return tuple(self.text(option, item) for item in value)
+
+    def items(
+        self, option: str, value: object, kind: type | UnionType, noun: str
+    ) -> tuple[Any, ...]:
+        """A list (or tuple) of ``kind`` objects."""
+        if not isinstance(value, list | tuple):
+            raise self.fail(f"{option}= takes a list of {noun}, got {describe_value(value)}")
+        for item in value:
+            if not isinstance(item, kind):
+                raise self.fail(
+                    f"{option}= takes a list of {noun}, got {describe_value(item)} in it"
+                )
+        return tuple(value)
+
+    def flag(self, option: str, value: object) -> bool:
+        if not isinstance(value, bool):
+            raise self.fail(f"{option}= takes True or False, got {describe_value(value)}")
+        return value
 
 
 @dataclass(frozen=True)
@@ -82,19 +150,23 @@ class Metric:
         exclude: str | None = None,
         scope: str = "dashgen",
     ) -> None:
-        self.name = name
-        self.unit = unit
-        self.description = description
-        self.labels = tuple(labels)
+        self.file, self.line = _caller_origin()
+        check = _Checked((self.file, self.line), _subject("metric", name))
+        self.name: str = check.text("name", name)
+        self.unit: str = check.text("unit", unit)
+        self.description: str = check.text("description", description)
+        self.labels = check.texts("labels", labels)
         if hint is None:
             self.hints = default_hints(self.kind)
         elif isinstance(hint, Hint):
             self.hints = (hint,)
-        else:
+        elif isinstance(hint, list | tuple):
             self.hints = tuple(hint)
-        self.exclude = exclude
-        self.scope = scope
-        self.file, self.line = _caller_origin()
+        else:
+            got = "a string" if isinstance(hint, str) else describe_value(hint)
+            raise check.fail(f"hint= takes dashgen.hints objects such as hints.Rate(), got {got}")
+        self.exclude: str | None = check.text("exclude", exclude, optional=True)
+        self.scope: str = check.text("scope", scope)
         self._provider: MeterProvider | None = None
         self._instrument: Any = None
 
@@ -177,7 +249,13 @@ class Histogram(Metric):
         self, name: str, *, buckets: Sequence[float] | None = None, **options: Unpack[Options]
     ) -> None:
         super().__init__(name, **options)
-        self.buckets = None if buckets is None else tuple(float(b) for b in buckets)
+        self.buckets = None
+        if buckets is not None:
+            check = _Checked((self.file, self.line), _subject("metric", name))
+            numbers = check.items("buckets", buckets, int | float, "numbers")
+            if any(isinstance(b, bool) for b in numbers):
+                raise check.fail(f"buckets= takes a list of numbers, got {list(numbers)!r}")
+            self.buckets = tuple(float(b) for b in numbers)
 
     def spec(self) -> MetricSpec:
         return replace(super().spec(), buckets=self.buckets)
@@ -251,13 +329,19 @@ class ObservableGauge(_Observable):
         )
 
 
-@dataclass(frozen=True)
 class Row:
     """A titled group of metrics; each metric's hints become the row's panels."""
 
-    title: str
-    metrics: Sequence[Metric]
-    collapsed: bool = False
+    def __init__(self, title: str, metrics: Sequence[Metric], collapsed: bool = False) -> None:
+        check = _Checked(_caller_origin(), _subject("row", title))
+        self.title: str = check.text("title", title)
+        self.metrics: tuple[Metric, ...] = check.items(
+            "metrics", metrics, Metric, "metric declarations"
+        )
+        self.collapsed = check.flag("collapsed", collapsed)
+
+    def __repr__(self) -> str:
+        return f"Row({self.title!r}, {list(self.metrics)!r})"
 
 
 class Dashboard:
@@ -274,14 +358,15 @@ class Dashboard:
         refresh: str = "30s",
         time_from: str = "now-6h",
     ) -> None:
-        self.title = title
-        self.rows = tuple(rows)
-        self.uid = uid
-        self.description = description
-        self.tags = tuple(tags)
-        self.refresh = refresh
-        self.time_from = time_from
         self.file, self.line = _caller_origin()
+        check = _Checked((self.file, self.line), _subject("dashboard", title))
+        self.title: str = check.text("title", title)
+        self.rows: tuple[Row, ...] = check.items("rows", rows, Row, "Row(...) objects")
+        self.uid: str | None = check.text("uid", uid, optional=True)
+        self.description: str = check.text("description", description)
+        self.tags = check.texts("tags", tags)
+        self.refresh: str = check.text("refresh", refresh)
+        self.time_from: str = check.text("time_from", time_from)
 
     def __repr__(self) -> str:
         return f"Dashboard({self.title!r})"

@@ -34,6 +34,7 @@ from dashgen.coverage import (
 from dashgen.dashboards import read_dashboards
 from dashgen.errors import DashgenError
 from dashgen.families import Family
+from dashgen.isolate import run_isolated
 from dashgen.memo import expected_output, exported_families
 from dashgen.recording import DEFAULT_PATH, read_recording
 from dashgen.write import Drift, diff_digests, owned
@@ -67,7 +68,9 @@ def code_side(config: Config, directory: Path) -> CodeSide:
     if config.instruments:
         from dashgen.replay import export_callable  # the OTel SDK: only this path needs it
 
-        created = export_callable(config.instruments, config.root)
+        created = run_isolated(
+            config.instruments, "its instruments", export_callable, config.instruments, config.root
+        )
         return CodeSide(
             tuple(created.families), None, instruments=created_instruments(created.instruments)
         )

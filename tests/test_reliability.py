@@ -56,8 +56,8 @@ class BadInput:
     exit_code: int = 2
 
 
-def bad_source(text: str | bytes, name: str = "bad.py") -> Setup:
-    """Add one more source file next to the good one, then build."""
+def bad_source(text: str | bytes, name: str = "bad.py", then: list[str] | None = None) -> Setup:
+    """Add one more source file next to the good one, then build (or run ``then``)."""
 
     def setup(project: Project, _: pytest.MonkeyPatch) -> list[str]:
         path = project.root / "src" / name
@@ -65,6 +65,14 @@ def bad_source(text: str | bytes, name: str = "bad.py") -> Setup:
             path.write_bytes(text)
         else:
             project.write(f"src/{name}", text)
+        return then or ["build"]
+
+    return setup
+
+
+def self_link(name: str) -> Setup:
+    def setup(project: Project, _: pytest.MonkeyPatch) -> list[str]:
+        (project.root / "src" / name).symlink_to(name)
         return ["build"]
 
     return setup
@@ -392,6 +400,108 @@ ROWS: list[BadInput] = [
         f"{PROJECT}/generated: the build holds no dashboards and would delete the 1 here (are "
         "the sources right?): pass --allow-empty to do that",
     ),
+    BadInput(
+        "source-calls-os-exit",
+        "sources",
+        "a source that calls `os._exit(0)` (was: `build --check` and `verify` exit 0, having "
+        "checked nothing)",
+        bad_source("import os\nos._exit(0)\n"),
+        "src: exited with code 0 before handing back its declarations: code that dashgen runs "
+        "must not end the process",
+    ),
+    BadInput(
+        "source-raises-keyboard-interrupt",
+        "sources",
+        "a source that raises `KeyboardInterrupt` itself (was: exit 130, as if Ctrl-C)",
+        bad_source("raise KeyboardInterrupt\n"),
+        "src/bad.py:1: importing bad.py failed: KeyboardInterrupt",
+    ),
+    BadInput(
+        "source-raises-generator-exit",
+        "sources",
+        "a source that raises `GeneratorExit` (was: a traceback)",
+        bad_source("raise GeneratorExit('closed')\n"),
+        "src/bad.py:1: importing bad.py failed: GeneratorExit: closed",
+    ),
+    BadInput(
+        "source-symlinked-to-itself",
+        "sources",
+        "`src/loop.py`, a symlink to itself (was: a traceback)",
+        self_link("loop.py"),
+        "src/loop.py: is a symlink that leads to no file (a loop, or a missing target)",
+    ),
+    BadInput(
+        "source-breaks-imports",
+        "sources",
+        "a source that empties `sys.path` and blocks `sys.meta_path` (was: a traceback): "
+        "only its own process is harmed",
+        bad_source(
+            "import sys\nclass Block:\n    def find_spec(self, *a, **k):\n"
+            "        raise ImportError('blocked')\n"
+            "sys.meta_path.insert(0, Block())\nsys.path.clear()\n",
+            name="zz.py",
+            then=["build", "--check"],
+        ),
+        "generated/ is up to date (3 files)",
+        exit_code=0,
+    ),
+    BadInput(
+        "row-of-one-metric",
+        "sources",
+        "`Row('r', M)`: one metric, not a list",
+        declaring("M = Counter('m')\nR = Row('r', M)"),
+        "src/bad.py:4: row 'r': metrics= takes a list of metric declarations, got Counter('m') "
+        "(a Counter)",
+    ),
+    BadInput(
+        "dashboard-title-a-number",
+        "sources",
+        "`Dashboard(42, rows=[...])`",
+        declaring("M = Counter('m')\nX = Dashboard(42, rows=[Row('r', [M])])"),
+        "src/bad.py:4: dashboard: title= takes a string, got 42 (a int)",
+    ),
+    BadInput(
+        "uid-a-number",
+        "sources",
+        "`Dashboard('X', uid=42, ...)`",
+        declaring("M = Counter('m')\nX = Dashboard('X', uid=42, rows=[Row('r', [M])])"),
+        "src/bad.py:4: dashboard 'X': uid= takes a string or None, got 42 (a int)",
+    ),
+    BadInput(
+        "exclude-true",
+        "sources",
+        "`exclude=True`: a flag where the reason belongs",
+        declaring("M = Counter('m')\nE = Gauge('e', exclude=True)"),
+        "src/bad.py:4: metric 'e': exclude= takes a string or None, got True (a bool)",
+    ),
+    BadInput(
+        "labels-a-string",
+        "sources",
+        "`labels='route'` (was: labels r, o, u, t, e)",
+        declaring("M = Counter('m', labels='route')"),
+        "src/bad.py:3: metric 'm': labels= takes a list of strings, got 'route' (a str)",
+    ),
+    BadInput(
+        "tags-a-string",
+        "sources",
+        "`tags='prod'` (was: tags p, r, o, d)",
+        declaring("M = Counter('m')\nX = Dashboard('X', tags='prod', rows=[Row('r', [M])])"),
+        "src/bad.py:4: dashboard 'X': tags= takes a list of strings, got 'prod' (a str)",
+    ),
+    BadInput(
+        "hint-title-a-number",
+        "hints",
+        "`hints.Rate(title=42)`",
+        declaring("M = Counter('m', hint=hints.Rate(title=42))"),
+        "src/bad.py:3: metric 'm': hint Rate takes a string for title=, got 42 (a int)",
+    ),
+    BadInput(
+        "hint-by-a-string",
+        "hints",
+        "`hints.Rate(by='route')` (was: grouped by r, o, u, t, e)",
+        declaring("M = Counter('m', labels=['route'], hint=hints.Rate(by='route'))"),
+        "src/bad.py:3: metric 'm': hint Rate takes a list of labels for by=, got 'route' (a str)",
+    ),
     # --- names and units -------------------------------------------------------------------
     BadInput(
         "attribute-named-job",
@@ -423,7 +533,7 @@ ROWS: list[BadInput] = [
         "names",
         "a name that is not a string (`Counter(42)`)",
         declaring("M = Counter(42)"),
-        "src/bad.py:3: a metric name must be a string, got 42 (a int)",
+        "src/bad.py:3: metric: name= takes a string, got 42 (a int)",
     ),
     BadInput(
         "unit-too-long",
@@ -583,8 +693,8 @@ ROWS: list[BadInput] = [
             "from dashgen import Dashboard, Row\n"
             "D = Dashboard('Bad', rows=[Row('r', ['app.requests'])])\n"
         ),
-        "src/bad.py:2: dashboard 'Bad': row 'r' holds 'app.requests' (a str), not a metric "
-        "declaration",
+        "src/bad.py:2: row 'r': metrics= takes a list of metric declarations, got "
+        "'app.requests' (a str) in it",
     ),
     BadInput(
         "rows-without-row",
@@ -593,7 +703,8 @@ ROWS: list[BadInput] = [
         bad_source(
             "from dashgen import Dashboard, Gauge\nM = Gauge('g')\nD = Dashboard('Bad', rows=[M])\n"
         ),
-        "src/bad.py:3: dashboard 'Bad': rows= takes Row(...) objects, got Gauge('g') (a Gauge)",
+        "src/bad.py:3: dashboard 'Bad': rows= takes a list of Row(...) objects, got Gauge('g') "
+        "(a Gauge) in it",
     ),
     # --- file names ------------------------------------------------------------------------
     BadInput(
