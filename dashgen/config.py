@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from dashgen.cache import read_entry, write_entry
 from dashgen.contract import DEFAULT_SCRAPE_LABELS, ContractRules, ExternalMetric
 from dashgen.errors import DashgenError
 
@@ -30,6 +34,9 @@ class Config:
     """Instrument name -> why the tests cannot record it (no dead-instrument finding)."""
     cache: Path | None = None
     """dashgen's own cache dir (see :mod:`dashgen.memo`); ``None``: read and write none."""
+    newly_valid: bytes | None = field(default=None, metadata={"memo_key": False})
+    """Digest of a ``[tool.dashgen]`` table that this run validated, for the cache to
+    remember once the command succeeds (see :func:`remember_valid_table`); not an input."""
 
     def rules(self) -> ContractRules:
         return ContractRules(
@@ -37,20 +44,6 @@ class Config:
         )
 
 
-_KEYS = {
-    "sources",
-    "output",
-    "prometheus_url",
-    "datasource_uid",
-    "dashboards_path",
-    "instruments",
-    "scrape_labels",
-    "external",
-    "exclude",
-    "recorded",
-    "unrecorded",
-    "cache",
-}
 CACHE_DIR = ".dashgen/cache"
 
 
@@ -63,61 +56,108 @@ def find_pyproject(start: Path) -> Path | None:
 
 
 def load_config(start: Path, overrides: Mapping[str, Any] | None = None) -> Config:
-    """Read the nearest pyproject.toml's ``[tool.dashgen]``; ``overrides`` win (None = unset)."""
+    """Read the nearest pyproject.toml's ``[tool.dashgen]``; ``overrides`` win (None = unset).
+
+    The table is checked against ``schemas/tool-dashgen.schema.json``: a wrong key or type is
+    one line naming it, never a default silently used in its place.
+    """
     pyproject = find_pyproject(start.resolve())
     root = pyproject.parent if pyproject else start.resolve()
     table: dict[str, Any] = {}
+    newly_valid = None
+    where = f"{pyproject or root}: [tool.dashgen]"
     if pyproject is not None:
         try:
             document = tomllib.loads(pyproject.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
             raise DashgenError(str(pyproject), f"cannot read: {error}") from None
-        table = dict(document.get("tool", {}).get("dashgen", {}))
-    unknown = sorted(set(table) - _KEYS)
-    if unknown:
-        raise DashgenError(f"{pyproject}", f"[tool.dashgen] has unknown keys {unknown}")
-    table.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    where = f"{pyproject or root}: [tool.dashgen]"
-    try:
-        return Config(
-            root=root,
-            sources=root / str(table.get("sources", "dashboards_src")),
-            output=root / str(table.get("output", "generated")),
-            prometheus_url=str(table.get("prometheus_url", Config.prometheus_url)),
-            datasource_uid=str(table.get("datasource_uid", Config.datasource_uid)),
-            dashboards_path=str(table.get("dashboards_path", Config.dashboards_path)),
-            instruments=table.get("instruments"),
-            scrape_labels=frozenset(table.get("scrape_labels", DEFAULT_SCRAPE_LABELS)),
-            external=tuple(_external(e) for e in table.get("external", [])),
-            exclude={str(k): str(v) for k, v in table.get("exclude", {}).items()},
-            recorded=root / str(table["recorded"]) if "recorded" in table else None,
-            unrecorded=_reasons(table.get("unrecorded", {})),
-            cache=root / CACHE_DIR if _flag(table.get("cache", True), "cache") else None,
+        tool = document.get("tool", {})
+        if not isinstance(tool, dict):
+            raise DashgenError(f"{pyproject}: [tool]", f"must be a table, got {tool!r}")
+        table = tool.get("dashgen", {})
+        cache_off = (overrides or {}).get("cache") is False or (
+            isinstance(table, dict) and table.get("cache") is False
         )
-    except (KeyError, TypeError, AttributeError) as error:
-        raise DashgenError(where, f"malformed value: {error}") from None
-
-
-def _flag(value: object, key: str) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{key} must be true or false, got {value!r}")
-    return value
-
-
-def _reasons(table: Mapping[str, Any]) -> dict[str, str]:
-    """``{"name" = "reason"}``: an entry without a reason excuses nothing."""
-    reasons = {str(name): str(reason).strip() for name, reason in table.items()}
-    missing = sorted(name for name, reason in reasons.items() if not reason)
-    if missing:
-        raise KeyError(f"unrecorded entries need a non-empty reason: {missing}")
-    return reasons
-
-
-def _external(entry: Mapping[str, Any]) -> ExternalMetric:
-    """``{pattern = "node_.*", regex = true, reason = "node-exporter"}``: a reason is required."""
-    reason = str(entry["reason"]).strip()
-    if not reason:
-        raise KeyError("external entries need a non-empty 'reason'")
-    return ExternalMetric(
-        pattern=str(entry["pattern"]), is_regex=bool(entry.get("regex", False)), reason=reason
+        newly_valid = _check_table(table, where, None if cache_off else root / CACHE_DIR)
+    table = {**table, **{k: v for k, v in (overrides or {}).items() if v is not None}}
+    return Config(
+        root=root,
+        sources=root / table.get("sources", "dashboards_src"),
+        output=root / table.get("output", "generated"),
+        prometheus_url=table.get("prometheus_url", Config.prometheus_url),
+        datasource_uid=table.get("datasource_uid", Config.datasource_uid),
+        dashboards_path=table.get("dashboards_path", Config.dashboards_path),
+        instruments=table.get("instruments"),
+        scrape_labels=frozenset(table.get("scrape_labels", DEFAULT_SCRAPE_LABELS)),
+        external=tuple(
+            ExternalMetric(e["pattern"], e.get("regex", False), e["reason"].strip())
+            for e in table.get("external", [])
+        ),
+        exclude=dict(table.get("exclude", {})),
+        recorded=root / table["recorded"] if "recorded" in table else None,
+        unrecorded={name: reason.strip() for name, reason in table.get("unrecorded", {}).items()},
+        cache=root / CACHE_DIR if table.get("cache", True) else None,
+        newly_valid=newly_valid,
     )
+
+
+_SCHEMA = "tool-dashgen.schema.json"
+_VALID_MEMO = "config-valid"
+_TYPE_WORDS = {
+    "string": "a string",
+    "boolean": "true or false",
+    "array": "a list",
+    "object": "a table",
+}
+
+
+def _check_table(table: object, where: str, cache: Path | None) -> bytes | None:
+    """Validate ``[tool.dashgen]``. A table validated before (same digest, remembered in the
+    cache) is not read again, so that the common case never imports jsonschema (~50 ms);
+    returns the digest of one that is valid and new, else ``None``."""
+    text = json.dumps(table, sort_keys=True, default=str).encode()
+    digest = hashlib.sha256(text).hexdigest().encode()
+    if cache is not None and read_entry(cache, _VALID_MEMO) == digest:
+        return None
+    from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
+
+    schema = json.loads(resources.files("dashgen").joinpath("schemas", _SCHEMA).read_text())
+    errors = sorted(
+        Draft202012Validator(schema).iter_errors(table), key=lambda e: list(map(str, e.path))
+    )
+    if errors:
+        raise DashgenError(where, _describe(errors[0]))
+    return digest
+
+
+def remember_valid_table(config: Config) -> None:
+    """Called by the cache's writers when a command succeeded: a refused build writes nothing."""
+    if config.cache is not None and config.newly_valid is not None:
+        write_entry(config.cache, _VALID_MEMO, config.newly_valid)
+
+
+def _describe(error: Any) -> str:
+    """One jsonschema error as the user would say it: which key, which entry, what instead."""
+    path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.path)
+    subject = path.lstrip(".")
+    value = error.instance
+    match error.validator:
+        case "additionalProperties" if isinstance(value, dict):
+            known = set(error.schema.get("properties", {}))
+            unknown = sorted(set(value) - known) if known else []
+            if unknown:
+                entry = f"{subject} has" if subject else "has"
+                return f"{entry} unknown keys {unknown} (known: {', '.join(sorted(known))})"
+            return f"{subject}: {error.message}"
+        case "type":
+            expected = _TYPE_WORDS.get(error.validator_value, error.validator_value)
+            return f"{subject or 'the table'} must be {expected}, got {value!r}"
+        case "required":
+            missing = error.message.split("'")[1]
+            return f"{subject} needs {missing!r} (the entry is {value!r})"
+        case "pattern" | "minLength" if error.validator_value in (1, "\\S"):
+            return f"{subject} must not be empty"
+        case "pattern" if subject == "instruments":
+            return f"instruments must be 'module:function', got {value!r}"
+        case _:
+            return f"{subject}: {error.message}"

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from dashgen.cache import read_entry, write_entry
 from dashgen.catalog import Catalog
-from dashgen.config import Config
+from dashgen.config import Config, remember_valid_table
 from dashgen.families import Family
 from dashgen.write import digest
 
@@ -141,6 +141,7 @@ def remember(config: Config, key: str, expected: Expected) -> None:
     """Store ``expected`` for ``key``, with the state of every code file that made it."""
     if config.cache is None:
         return
+    remember_valid_table(config)
     stored = {
         "format": _FORMAT,
         "key": key,
@@ -185,10 +186,12 @@ def _labels(labels: list[str] | None) -> tuple[str, ...] | None:
 
 def _canonical(value: object) -> object:
     """What JSON cannot encode, as data that is the same in every process: dataclasses by
-    class and every field (``repr=False`` ones too), sets sorted. Anything else is refused."""
+    class and every field (``repr=False`` ones too) but those marked ``memo_key=False``,
+    sets sorted. Anything else is refused."""
     kind = type(value)
     if kind not in _FIELDS and dataclasses.is_dataclass(kind):
-        _FIELDS[kind] = tuple(f.name for f in dataclasses.fields(kind))
+        fields = dataclasses.fields(kind)
+        _FIELDS[kind] = tuple(f.name for f in fields if f.metadata.get("memo_key", True))
     if kind in _FIELDS:
         return [kind.__module__, kind.__qualname__, [getattr(value, f) for f in _FIELDS[kind]]]
     if isinstance(value, set | frozenset):

@@ -188,7 +188,7 @@ def test_a_recording_that_cannot_be_written_fails_the_run(shop: pytest.Pytester)
     result.stdout.fnmatch_lines(
         [
             "*- dashgen recording -*",
-            "error: *pyproject.toml: [[]tool.dashgen] has unknown keys *sourcez*",
+            "error: *pyproject.toml: [[]tool.dashgen]: has unknown keys *sourcez*",
         ]
     )
     assert not (shop.path / ".dashgen").exists()

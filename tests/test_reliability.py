@@ -382,7 +382,46 @@ ROWS: list[BadInput] = [
         "sources",
         "`[tool.dashgen]` with a misspelt key (`ouput`)",
         pyproject("[tool.dashgen]\nsources = 'src'\nouput = 'gen'\n"),
-        f"{PROJECT}/pyproject.toml: [tool.dashgen] has unknown keys ['ouput']",
+        f"{PROJECT}/pyproject.toml: [tool.dashgen]: has unknown keys ['ouput'] (known: cache, "
+        "dashboards_path, datasource_uid, exclude, external, instruments, output, "
+        "prometheus_url, recorded, scrape_labels, sources, unrecorded)",
+    ),
+    BadInput(
+        "tool-not-a-table",
+        "sources",
+        "`tool = 5` in pyproject.toml (was: a traceback)",
+        pyproject("tool = 5\n"),
+        f"{PROJECT}/pyproject.toml: [tool]: must be a table, got 5",
+    ),
+    BadInput(
+        "scrape-labels-a-string",
+        "sources",
+        '`scrape_labels = "job"` (was: labels j, o, b)',
+        pyproject("[tool.dashgen]\nsources = 'src'\nscrape_labels = 'job'\n"),
+        f"{PROJECT}/pyproject.toml: [tool.dashgen]: scrape_labels must be a list, got 'job'",
+    ),
+    BadInput(
+        "external-key-typo",
+        "sources",
+        "`regexp = true` inside `[[tool.dashgen.external]]` (was: silently a literal name)",
+        pyproject(
+            "[tool.dashgen]\nsources = 'src'\n[[tool.dashgen.external]]\n"
+            "pattern = 'node_.*'\nregexp = true\nreason = 'node-exporter'\n"
+        ),
+        f"{PROJECT}/pyproject.toml: [tool.dashgen]: external[0] has unknown keys ['regexp'] "
+        "(known: pattern, reason, regex)",
+    ),
+    BadInput(
+        "external-without-pattern",
+        "sources",
+        "an external entry with a reason but no pattern: which entry?",
+        pyproject(
+            "[tool.dashgen]\nsources = 'src'\n[[tool.dashgen.external]]\n"
+            "pattern = 'up'\nreason = 'scrape health'\n[[tool.dashgen.external]]\n"
+            "reason = 'node-exporter'\n"
+        ),
+        f"{PROJECT}/pyproject.toml: [tool.dashgen]: external[1] needs 'pattern' (the entry "
+        "is {'reason': 'node-exporter'})",
     ),
     BadInput(
         "empty-sources-dir",
@@ -891,7 +930,7 @@ ROWS: list[BadInput] = [
         "files and sizes",
         "`--output .` (was: the whole project deleted)",
         args("build", "--output", "."),
-        f"{PROJECT}: holds 'generated/app.json' (and 7 more), which dashgen does not write: "
+        f"{PROJECT}: holds 'generated/app.json' (and 8 more), which dashgen does not write: "
         "build replaces the whole output dir, so move it away or choose another output dir",
     ),
     BadInput(
