@@ -1,28 +1,30 @@
 """Benchmark recording mode: one test suite, with and without `--dashgen-record`, in one run.
 
-    python bench/bench_record.py [--measurements 100000] [--tests 500] [--repeat 5]
+    python bench/bench_record.py [--measurements 100000] [--tests 500] [--rounds 7]
 
 The suite is an app that records through dashgen declarations (counter, histogram, up-down
 counter, gauge) and a plain OTel counter, with three attributes per measurement, plus an
 observable gauge; ``--tests`` tests share ``--measurements`` measurements. Without recording
 mode its instruments are the OTel API's no-ops, the cheapest an app's tests can be, and the
-tests do nothing but record: the worst case for the overhead. The two variants alternate,
-fresh processes each, and each figure is the best of ``--repeat``. CPU counts pytest and its
-children: with recording, the helper that loads the export pipeline in parallel, so wall
-time only pays for it when no CPU is free.
+tests do nothing but record: the worst case for the overhead.
+
+Baseline: plain ``pytest`` with plugin autoloading off (no dashgen, hypothesis or xdist
+plugin loaded, as in a lean app venv); the measured run is the same lean pytest with only
+dashgen's plugin loaded (``-p dashgen.pytest_plugin --dashgen-record``). The two alternate
+round-robin in fresh processes (``measure.py``); ratios are medians of per-round ratios. CPU
+counts pytest and its children: with recording, the helper that loads the export pipeline
+in parallel. Targets: at most +10% wall and +20% CPU.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from measure import LEAN, Command, alternate, load_note, median_ratio, median_wall
 
 METRICS = """\
 from dashgen import Counter, Gauge, Histogram, ObservableGauge, UpDownCounter
@@ -82,44 +84,41 @@ def write_suite(root: Path, measurements: int, tests: int) -> None:
     (root / "tests/test_service.py").write_text(TESTS.format(tests=tests, calls=calls))
 
 
-def timed(root: Path, *extra: str) -> tuple[float, float]:
-    """Wall seconds, and CPU seconds of pytest and its children (the helper included)."""
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *extra]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    subprocess.run(command, cwd=root, check=True, capture_output=True)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--measurements", type=int, default=100_000)
     parser.add_argument("--tests", type=int, default=500)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7)
     options = parser.parse_args()
+    pytest = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         write_suite(root, options.measurements, options.tests)
-        plain: list[tuple[float, float]] = []
-        recording: list[tuple[float, float]] = []
-        for _ in range(options.repeat):
-            plain.append(timed(root))
-            recording.append(timed(root, "--dashgen-record"))
+        runs = alternate(
+            {
+                "plain": Command(pytest, env=LEAN, cwd=root),
+                "recording": Command(
+                    [*pytest, "-p", "dashgen.pytest_plugin", "--dashgen-record"],
+                    env=LEAN,
+                    cwd=root,
+                ),
+            },
+            options.rounds,
+        )
         document = json.loads((root / ".dashgen/recorded.json").read_text())
     counted = {i["name"]: i["measurements"] for i in document["instruments"]}
     synchronous = sum(n for name, n in counted.items() if name != "bench.queue")
-    (without, without_cpu), (with_, with_cpu) = min(plain), min(recording)
+    plain, recording = runs["plain"], runs["recording"]
     print(
         f"suite: {options.tests} tests, {synchronous} measurements recorded "
-        f"(+{counted['bench.queue']} observations), {len(counted)} instruments; "
-        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}"
+        f"(+{counted['bench.queue']} observations), {len(counted)} instruments; {load_note()}"
     )
-    print(f"pytest:                    {without:.3f} s wall, {without_cpu:.3f} s CPU")
+    print(f"pytest (lean):             {median_wall(plain):.3f} s wall (median)")
+    wall = median_ratio(recording, plain) - 1
+    cpu = median_ratio(recording, plain, cpu=True) - 1
     print(
-        f"pytest --dashgen-record:   {with_:.3f} s wall, {with_cpu:.3f} s CPU: "
-        f"{with_ / without - 1:+.1%} wall time ({with_ - without:+.3f} s; target <= +10%)"
+        f"pytest --dashgen-record:   {median_wall(recording):.3f} s wall (median): "
+        f"{wall:+.1%} wall (target <= +10%), {cpu:+.1%} CPU (target <= +20%)"
     )
 
 
