@@ -1,4 +1,5 @@
-"""``dashgen build`` as its stages: catalog -> export -> plan -> render (-> write at the edge)."""
+"""``dashgen build`` as its stages: catalog -> export path -> plan -> render (-> write at the
+edge)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from dataclasses import dataclass
 
 from dashgen.catalog import Catalog, load_catalog
 from dashgen.config import Config
-from dashgen.export import Exported, export_catalog
+from dashgen.families import Exported
 from dashgen.plan import plan_dashboards
 from dashgen.render import render_dashboard, render_provisioning
 
@@ -23,7 +24,7 @@ def generate(config: Config, catalog: Catalog | None = None) -> BuildResult:
     """Everything ``generated/`` should hold, computed without touching it; from ``catalog``
     when the caller has already loaded the sources."""
     catalog = load_catalog(config.sources, config.cache) if catalog is None else catalog
-    exported = export_catalog(catalog.metrics)
+    exported = config.pipeline.export(catalog.metrics)
     files = {
         f"{plan.uid}.json": render_dashboard(plan) for plan in plan_dashboards(catalog, exported)
     }

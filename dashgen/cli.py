@@ -19,6 +19,7 @@ from dashgen.config import Config, load_config
 from dashgen.coverage import render_table
 from dashgen.errors import DashgenError
 from dashgen.memo import expected_output, recalled, remember_build
+from dashgen.pipelines import PipelineName
 from dashgen.report import render_human, render_live_human, to_json
 from dashgen.verify import LiveOptions, recording_coverage
 from dashgen.verify import verify as run_verify
@@ -56,6 +57,15 @@ NoCacheOption = Annotated[
         "--no-cache",
         help="Neither read nor write .dashgen/cache/, where dashgen remembers what the exporter "
         "and renderer made of unchanged inputs (or set [tool.dashgen] cache = false).",
+    ),
+]
+PipelineOption = Annotated[
+    PipelineName | None,
+    typer.Option(
+        "--pipeline",
+        help="The export path the app is deployed with, which decides the stored names "
+        "[default: [tool.dashgen] pipeline, else prometheus-exporter].",
+        show_default=False,
     ),
 ]
 ConfigDirOption = Annotated[
@@ -128,6 +138,7 @@ def build(
             help="Let a build with no dashboards delete the dashboards in the output dir.",
         ),
     ] = False,
+    pipeline: PipelineOption = None,
     no_cache: NoCacheOption = False,
     project: ConfigDirOption = Path("."),
 ) -> None:
@@ -141,6 +152,7 @@ def build(
             sources=sources,
             output=output,
             prometheus_url=prometheus_url,
+            pipeline=pipeline,
             cache=False if no_cache else None,
         )
         if check:
@@ -256,6 +268,7 @@ def verify(
     ] = None,
     sources: SourcesOption = None,
     output: OutputOption = None,
+    pipeline: PipelineOption = None,
     no_cache: NoCacheOption = False,
     project: ConfigDirOption = Path("."),
 ) -> None:
@@ -275,6 +288,7 @@ def verify(
             output=output,
             instruments=instruments,
             recorded=recorded.resolve() if recorded else None,
+            pipeline=pipeline,
             cache=False if no_cache else None,
         )
         directory = dashboards if dashboards is not None else config.output

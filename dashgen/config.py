@@ -14,6 +14,8 @@ from typing import Any
 from dashgen.cache import read_entry, write_entry
 from dashgen.contract import DEFAULT_SCRAPE_LABELS, ContractRules, ExternalMetric
 from dashgen.errors import DashgenError
+from dashgen.pipelines import Pipeline, PipelineName
+from dashgen.pipelines.otlp_names import Strategy
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ class Config:
     """A recording of the app's test run (``pytest --dashgen-record``) for verify to use."""
     unrecorded: Mapping[str, str] = field(default_factory=dict)
     """Instrument name -> why the tests cannot record it (no dead-instrument finding)."""
+    pipeline: Pipeline = field(default_factory=Pipeline)
+    """The export path whose names the TSDB stores (see :mod:`dashgen.pipelines`)."""
     cache: Path | None = None
     """dashgen's own cache dir (see :mod:`dashgen.memo`); ``None``: read and write none."""
     newly_valid: bytes | None = field(default=None, metadata={"memo_key": False})
@@ -96,6 +100,11 @@ def load_config(start: Path, overrides: Mapping[str, Any] | None = None) -> Conf
         exclude=dict(table.get("exclude", {})),
         recorded=root / table["recorded"] if "recorded" in table else None,
         unrecorded={name: reason.strip() for name, reason in table.get("unrecorded", {}).items()},
+        pipeline=Pipeline(
+            PipelineName(table.get("pipeline", PipelineName.PROMETHEUS_EXPORTER)),
+            Strategy(table.get("translation_strategy", Strategy.UNDERSCORE_ESCAPING_WITH_SUFFIXES)),
+            tuple(table.get("promote_resource_attributes", ())),
+        ),
         cache=root / CACHE_DIR if table.get("cache", True) else None,
         newly_valid=newly_valid,
     )
@@ -149,6 +158,9 @@ def _describe(error: Any) -> str:
                 entry = f"{subject} has" if subject else "has"
                 return f"{entry} unknown keys {unknown} (known: {', '.join(sorted(known))})"
             return f"{subject}: {error.message}"
+        case "enum":
+            choices = ", ".join(map(str, error.validator_value))
+            return f"{subject} must be one of {choices}, got {value!r}"
         case "type":
             expected = _TYPE_WORDS.get(error.validator_value, error.validator_value)
             return f"{subject or 'the table'} must be {expected}, got {value!r}"

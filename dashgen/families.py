@@ -1,8 +1,13 @@
-"""What the real exporter produced: the data every later stage reads names from."""
+"""What an export path produced: the data every later stage reads names from."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dashgen.declare import MetricSpec
 
 
 @dataclass(frozen=True)
@@ -20,3 +25,25 @@ class Family:
     samples: tuple[str, ...]
     labels: tuple[str, ...] | None
     source: str = ""
+
+
+@dataclass(frozen=True)
+class ExportedMetric:
+    """A declaration and what the exporter made of it."""
+
+    spec: MetricSpec
+    family: Family
+    labels: Mapping[str, str]
+    """Declared attribute key -> exported label name."""
+    value_sample: str
+    """The sample a panel queries: ``x_total``, the gauge itself, or a histogram's count."""
+    bucket_sample: str | None = None
+    sum_sample: str | None = None
+
+
+@dataclass(frozen=True)
+class Exported:
+    metrics: Mapping[str, ExportedMetric]
+    """By declared metric name."""
+    families: tuple[Family, ...]
+    """Every family the exporter produced, ``target_info`` included, sorted by name."""

@@ -9,13 +9,22 @@ the exporter's registry is read once per synthetic scrape.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.sdk.resources import Resource
 
 from dashgen.declare import MetricSpec
-from dashgen.export import create_instrument, declaration_meter, private_pipeline, record
 from dashgen.hints import Kind
+from dashgen.pipelines import Pipeline
+from dashgen.pipelines.prometheus_exporter import SCOPE_LABEL, private_pipeline
+from dashgen.pipelines.sdk import (
+    create_instrument,
+    declaration_meter,
+    declaration_of_scope,
+    record,
+)
 from dashgen.scrape import Series, scrape_window
 
 #: Observations spread over five orders of magnitude, so any bucket layout gets filled.
@@ -80,3 +89,43 @@ def feed_catalog(
         return scrape_window(registry, tick, scrapes=scrapes, step_s=step_s, end_ms=end_ms)
     finally:
         provider.shutdown()
+
+
+def as_stored_by(
+    series: Sequence[Series], specs: Sequence[MetricSpec], pipeline: Pipeline
+) -> list[Series]:
+    """The fed series as ``pipeline``'s server stores them: the same points, under the
+    sample and label names that path gives each declaration (both from real exports)."""
+    if pipeline == Pipeline():
+        return list(series)
+    pulled = Pipeline().export(specs).metrics
+    stored = pipeline.export(specs).metrics
+    job = str(Resource.create().attributes.get("service.name", "unknown_service"))
+    renamed = []
+    for one in series:
+        labels = dict(one.labels)
+        index = declaration_of_scope(labels.get(SCOPE_LABEL, ""))
+        if index is None:
+            continue  # target_info and the like: the other path has its own
+        name = specs[index].name
+        theirs, mine = pulled[name], stored[name]
+        samples = {
+            theirs.value_sample: mine.value_sample,
+            theirs.bucket_sample: mine.bucket_sample,
+            theirs.sum_sample: mine.sum_sample,
+        }
+        label_names = {theirs.labels[key]: mine.labels[key] for key in theirs.labels}
+        kept = [
+            (label_names.get(label, label), value)
+            for label, value in one.labels
+            if not label.startswith("otel_scope_")
+        ]
+        renamed.append(
+            replace(
+                one,
+                name=samples[one.name] or one.name,
+                family=mine.family.name,
+                labels=tuple(sorted([*kept, ("job", job)])),
+            )
+        )
+    return renamed

@@ -19,7 +19,8 @@ from dashgen.contract import Finding
 from dashgen.dashboards import DashboardQueries, ParsedTarget
 from dashgen.errors import DashgenError
 from dashgen.families import Family
-from dashgen.feed import feed_catalog
+from dashgen.feed import as_stored_by, feed_catalog
+from dashgen.pipelines import Pipeline
 from dashgen.tsdb import (
     Engine,
     ExistingEndpoint,
@@ -208,6 +209,7 @@ def run_live(
     dashboards: Sequence[DashboardQueries],
     options: LiveOptions,
     progress: Callable[[int, int], None],
+    pipeline: Pipeline,
 ) -> LiveResult:
     """Embedded server fed from the catalog, or an existing endpoint over its last hour."""
     timings: dict[str, float] = {}
@@ -234,6 +236,7 @@ def run_live(
         series = feed_catalog(
             catalog.metrics, scrapes=LIVE_SCRAPES, step_s=LIVE_STEP_S, end_ms=end_ms
         )
+        series = as_stored_by(series, catalog.metrics, pipeline)
     with ExitStack() as stack:
         with stopwatch(timings, "start"):
             server = stack.enter_context(ENGINES[options.engine](series))

@@ -87,9 +87,7 @@ def exported_families(config: Config, catalog: Catalog) -> Expected:
     known = recalled(config, catalog)
     if known is not None:
         return known
-    from dashgen.export import export_catalog
-
-    exported = export_catalog(catalog.metrics)
+    exported = config.pipeline.export(catalog.metrics)
     return Expected(
         families=exported.families,
         family_of={name: m.family.name for name, m in exported.metrics.items()},

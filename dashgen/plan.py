@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from dashgen.catalog import Catalog, DashboardSpec
+from dashgen.catalog import Catalog, DashboardSpec, where
 from dashgen.dashboards import ref_id
-from dashgen.export import Exported, ExportedMetric
+from dashgen.declare import MetricSpec
+from dashgen.errors import DashgenError
+from dashgen.families import Exported, ExportedMetric
 from dashgen.hints import Average, Current, Heatmap, Hint, Increase, Quantiles, Rate, Threshold
 
 PanelKind = Literal["timeseries", "stat", "gauge", "bargauge", "heatmap"]
@@ -36,6 +39,8 @@ _RATE_UNITS = {"By": "Bps", "bit": "bps"}
 #: (case-insensitively), so a metric of that name cannot be selected by its bare name:
 #: ``sum(on)`` and ``rate(bool[5m])`` do not parse, and ``inf`` parses as a number.
 #: Checked against promtool and promql-parser in the tests.
+_LEGACY_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_LEGACY_LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _NOT_BARE_NAMES = frozenset(
     {"atan2", "bool", "group_left", "group_right", "ignoring", "inf", "nan", "on"}
 )
@@ -131,8 +136,27 @@ def plan_dashboard(spec: DashboardSpec, metrics: Mapping[str, ExportedMetric]) -
 
 def selector(name: str) -> str:
     """The PromQL that selects metric ``name``: the bare name, or ``{__name__="on"}`` where
-    the bare name would read as a keyword."""
-    return f'{{__name__="{name}"}}' if name.lower() in _NOT_BARE_NAMES else name
+    the bare name would read as a keyword or is no legacy name (``a.b``, stored as it is by
+    an OTLP server that does not translate)."""
+    if name.lower() in _NOT_BARE_NAMES or not _LEGACY_NAME.fullmatch(name):
+        return f'{{__name__="{_quoted(name)}"}}'
+    return name
+
+
+def _quoted(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _grouping_label(spec: MetricSpec, label: str) -> str:
+    """A label ``by (...)`` can name; before Prometheus 3, only legacy names."""
+    if not _LEGACY_LABEL.fullmatch(label):
+        raise DashgenError(
+            where(spec),
+            f"its label '{label}' is stored as it is (no translation), and PromQL's by (...) "
+            "takes only names of letters, digits and _: group by another label, or use a "
+            "translation_strategy that escapes",
+        )
+    return label
 
 
 def _agg(operator: str, labels: Sequence[str], inner: str) -> str:
@@ -148,7 +172,7 @@ def _legend(labels: Sequence[str], fallback: str, prefix: str = "") -> str:
 
 def _panel(panel_id: int, metric: ExportedMetric, hint: Hint, grid: GridPos) -> PanelPlan:
     spec = metric.spec
-    by = [metric.labels[attribute] for attribute in hint.by]
+    by = [_grouping_label(spec, metric.labels[attribute]) for attribute in hint.by]
     legend = hint.legend if hint.legend is not None else _legend(by, spec.name)
     base_unit = _GRAFANA_UNITS.get(spec.unit, "short")
     kind: PanelKind = "timeseries"

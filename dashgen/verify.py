@@ -17,6 +17,7 @@ from dashgen.contract import (
     MISSING_FILE,
     ORPHAN_FILE,
     STALE_FILE,
+    UNKNOWN_METRIC,
     ContractRules,
     Finding,
     VerifyResult,
@@ -36,6 +37,7 @@ from dashgen.errors import DashgenError
 from dashgen.families import Family
 from dashgen.isolate import run_isolated
 from dashgen.memo import expected_output, exported_families
+from dashgen.pipelines import Pipeline, PipelineName
 from dashgen.recording import DEFAULT_PATH, read_recording
 from dashgen.write import Drift, diff_digests, owned
 
@@ -130,11 +132,62 @@ def verify(
         coverage = measure(code.instruments, recording, dashboards, config.unrecorded)
         static = with_recording(static, coverage, dashboards)
     static = _with_drift(static, code, directory, config)
+    if code.catalog is not None:
+        static = with_other_pipelines(static, code.catalog, config.pipeline)
     if live is None:
         return Verified(static)
     from dashgen.live import run_live  # servers and the SDK: only for --live
 
-    return Verified(static, run_live(code.catalog, code.families, dashboards, live, progress))
+    outcome = run_live(code.catalog, code.families, dashboards, live, progress, config.pipeline)
+    return Verified(static, outcome)
+
+
+def with_other_pipelines(result: VerifyResult, catalog: Catalog, ours: Pipeline) -> VerifyResult:
+    """An unknown metric that another export path would store under that name gets a hint
+    saying so: the dashboard was written for a deployment other than the configured one.
+
+    The other paths run only when there is such a finding to explain."""
+    unknown = {f.subject for f in result.findings if f.kind == UNKNOWN_METRIC}
+    if not unknown:
+        return result
+    mine = ours.export(catalog.metrics).metrics
+    by_name: dict[str, tuple[Pipeline, str, str]] = {}
+    for other in other_pipelines(ours):
+        try:
+            theirs = other.export(catalog.metrics).metrics
+        except DashgenError:
+            continue  # that path refuses a declaration this one takes: no hint from it
+        for name, metric in theirs.items():
+            for sample in metric.family.samples:
+                if sample in unknown and sample not in mine[name].family.samples:
+                    ours_sample = _same_role(sample, metric.family, mine[name].family)
+                    by_name.setdefault(sample, (other, name, ours_sample))
+    findings = []
+    for finding in result.findings:
+        if finding.kind == UNKNOWN_METRIC and finding.subject in by_name:
+            other, name, ours_sample = by_name[finding.subject]
+            hint = (
+                f"`{finding.subject}` is what {other.describe()} stores for '{name}'; with "
+                f"{ours.describe()} it is `{ours_sample}` (set [tool.dashgen] pipeline to the "
+                "path the app is deployed with)"
+            )
+            finding = replace(finding, hint=hint)
+        findings.append(finding)
+    return replace(result, findings=tuple(findings))
+
+
+def other_pipelines(ours: Pipeline) -> list[Pipeline]:
+    """The paths a dashboard written elsewhere most likely assumed."""
+    candidates = [Pipeline(), Pipeline(PipelineName.OTLP)]
+    return [candidate for candidate in candidates if candidate != ours]
+
+
+def _same_role(sample: str, theirs: Family, mine: Family) -> str:
+    """``x_bucket`` there is ``y_bucket`` here: the sample with the same histogram suffix."""
+    for suffix in ("_bucket", "_count", "_sum"):
+        if sample.endswith(suffix) and sample == f"{theirs.name}{suffix}":
+            return f"{mine.name}{suffix}"
+    return mine.samples[0] if len(mine.samples) == 1 else mine.name
 
 
 def recording_coverage(config: Config, directory: Path) -> Coverage:

@@ -383,8 +383,9 @@ ROWS: list[BadInput] = [
         "`[tool.dashgen]` with a misspelt key (`ouput`)",
         pyproject("[tool.dashgen]\nsources = 'src'\nouput = 'gen'\n"),
         f"{PROJECT}/pyproject.toml: [tool.dashgen]: has unknown keys ['ouput'] (known: cache, "
-        "dashboards_path, datasource_uid, exclude, external, instruments, output, "
-        "prometheus_url, recorded, scrape_labels, sources, unrecorded)",
+        "dashboards_path, datasource_uid, exclude, external, instruments, output, pipeline, "
+        "prometheus_url, promote_resource_attributes, recorded, scrape_labels, sources, "
+        "translation_strategy, unrecorded)",
     ),
     BadInput(
         "tool-not-a-table",

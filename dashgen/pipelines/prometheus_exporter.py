@@ -1,4 +1,7 @@
-"""Stage 2: run the declarations through the real OTel -> Prometheus export pipeline.
+"""Pipeline ``prometheus-exporter``: the Python pull exporter, run for real.
+
+The declarations go through the OTel SDK and ``PrometheusMetricReader``, as an app that
+serves ``/metrics`` with ``opentelemetry-exporter-prometheus`` exports them.
 
 Nothing here knows how OpenTelemetry names become Prometheus names. Each declaration gets
 its own meter scope and every attribute a marker value, so that the exporter's own output
@@ -9,62 +12,34 @@ from __future__ import annotations
 
 import gc
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
-from opentelemetry.metrics import CallbackOptions, Meter, Observation
-from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
+from opentelemetry.sdk.metrics import MeterProvider
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric as PromFamily
 
 from dashgen.catalog import where
 from dashgen.declare import MetricSpec
 from dashgen.errors import DashgenError
-from dashgen.families import Family
+from dashgen.families import Exported, ExportedMetric, Family
 from dashgen.hints import Kind
+from dashgen.pipelines import Pipeline
+from dashgen.pipelines.sdk import (
+    ALWAYS_OFF,
+    HISTOGRAM_PROBE,
+    declaration_of_scope,
+    marker,
+    trigger_all,
+)
 
 SCOPE_LABEL = "otel_scope_name"
 #: Labels a Prometheus scrape attaches to every series of the target; a metric's own label
 #: of the same name is renamed ``exported_<name>`` (``honor_labels`` off, the default).
 SCRAPE_TARGET_LABELS = frozenset({"job", "instance"})
-ObservableCallback = Callable[[CallbackOptions], Iterable[Observation]]
-#: Exemplars only cost time here: dashgen reads names, never trace links.
-ALWAYS_OFF = AlwaysOffExemplarFilter()
-_SCOPE_PREFIX = "dashgen.catalog."
-#: Recorded once into each histogram; the sample equal to it is ``_sum``, the one equal
-#: to 1 is ``_count``. Read from the output, not assumed from suffixes.
-_HISTOGRAM_PROBE = 2.5
 
 
-@dataclass(frozen=True)
-class ExportedMetric:
-    """A declaration and what the exporter made of it."""
-
-    spec: MetricSpec
-    family: Family
-    labels: Mapping[str, str]
-    """Declared attribute key -> exported label name."""
-    value_sample: str
-    """The sample a panel queries: ``x_total``, the gauge itself, or a histogram's count."""
-    bucket_sample: str | None = None
-    sum_sample: str | None = None
-
-
-@dataclass(frozen=True)
-class Exported:
-    metrics: Mapping[str, ExportedMetric]
-    """By declared metric name."""
-    families: tuple[Family, ...]
-    """Every family the exporter produced, ``target_info`` included, sorted by name."""
-
-
-def _marker(index: int) -> str:
-    return f"dashgen-attribute-{index}"
-
-
-def export_catalog(specs: Sequence[MetricSpec]) -> Exported:
+def export(specs: Sequence[MetricSpec], pipeline: Pipeline | None = None) -> Exported:
     """Register every declaration on a private provider, trigger each, collect once.
 
     The cyclic garbage collector is off meanwhile: the SDK allocates many small objects
@@ -94,61 +69,10 @@ def private_pipeline() -> tuple[CollectorRegistry, MeterProvider]:
     return registry, provider
 
 
-def declaration_meter(provider: MeterProvider, index: int) -> Meter:
-    """Declaration ``index``'s own scope, so exported samples say whose they are."""
-    return provider.get_meter(f"{_SCOPE_PREFIX}{index}")
-
-
-def create_instrument(meter: Meter, spec: MetricSpec, callback: ObservableCallback) -> Any:
-    """The real SDK instrument for a declaration; observables report through ``callback``.
-
-    Raises :class:`DashgenError` when the SDK rejects the name or unit.
-    """
-    common: dict[str, Any] = {"name": spec.name, "unit": spec.unit, "description": spec.description}
-    try:
-        match spec.kind:
-            case Kind.COUNTER:
-                return meter.create_counter(**common)
-            case Kind.UP_DOWN_COUNTER:
-                return meter.create_up_down_counter(**common)
-            case Kind.GAUGE:
-                return meter.create_gauge(**common)
-            case Kind.HISTOGRAM:
-                buckets = None if spec.buckets is None else list(spec.buckets)
-                return meter.create_histogram(**common, explicit_bucket_boundaries_advisory=buckets)
-            case Kind.OBSERVABLE_COUNTER:
-                return meter.create_observable_counter(**common, callbacks=[callback])
-            case Kind.OBSERVABLE_UP_DOWN_COUNTER:
-                return meter.create_observable_up_down_counter(**common, callbacks=[callback])
-            case Kind.OBSERVABLE_GAUGE:
-                return meter.create_observable_gauge(**common, callbacks=[callback])
-    except Exception as error:
-        raise DashgenError(where(spec), f"the OpenTelemetry SDK rejects it: {error}") from None
-
-
-def record(instrument: Any, kind: Kind, value: float, attributes: Mapping[str, str]) -> None:
-    """One measurement through a synchronous instrument; observables record on collection."""
-    match kind:
-        case Kind.COUNTER | Kind.UP_DOWN_COUNTER:
-            instrument.add(value, attributes)
-        case Kind.HISTOGRAM:
-            instrument.record(value, attributes)
-        case Kind.GAUGE:
-            instrument.set(value, attributes)
-
-
 def _collect(specs: Sequence[MetricSpec]) -> list[PromFamily]:
     registry, provider = private_pipeline()
     try:
-        for index, spec in enumerate(specs):
-            attributes = {label: _marker(i) for i, label in enumerate(spec.labels)}
-
-            def observe(_: CallbackOptions, attributes: dict[str, str] = attributes) -> Any:
-                return [Observation(1, attributes)]
-
-            instrument = create_instrument(declaration_meter(provider, index), spec, observe)
-            probe = _HISTOGRAM_PROBE if spec.kind is Kind.HISTOGRAM else 1
-            record(instrument, spec.kind, probe, attributes)
+        trigger_all(provider, specs)
         return list(registry.collect())
     finally:
         provider.shutdown()
@@ -212,8 +136,7 @@ def _explain_lost(
 
 
 def _owner(labels: Mapping[str, str]) -> int | None:
-    scope = labels.get(SCOPE_LABEL, "")
-    return int(scope[len(_SCOPE_PREFIX) :]) if scope.startswith(_SCOPE_PREFIX) else None
+    return declaration_of_scope(labels.get(SCOPE_LABEL, ""))
 
 
 def _family(prom: PromFamily, source: str) -> Family:
@@ -235,7 +158,7 @@ def _exported(spec: MetricSpec, proms: list[PromFamily]) -> ExportedMetric:
     bucket = next(s.name for s in prom.samples if "le" in s.labels)
     plain = [s for s in prom.samples if "le" not in s.labels]
     count = next(s.name for s in plain if s.value == 1)
-    total = next(s.name for s in plain if s.value == _HISTOGRAM_PROBE)
+    total = next(s.name for s in plain if s.value == HISTOGRAM_PROBE)
     return ExportedMetric(
         spec, family, labels, value_sample=count, bucket_sample=bucket, sum_sample=total
     )
@@ -247,7 +170,7 @@ def _attribute_labels(spec: MetricSpec, prom: PromFamily) -> dict[str, str]:
     by_value = {value: label for label, value in sample_labels.items()}
     labels: dict[str, str] = {}
     for index, attribute in enumerate(spec.labels):
-        label = by_value.get(_marker(index))
+        label = by_value.get(marker(index))
         if label is None:
             clashing = [a for a in spec.labels if a != attribute]
             raise DashgenError(

@@ -1,0 +1,52 @@
+"""The export paths, side by side: how the app's metrics reach the TSDB decides their names.
+
+Each path is one module with one function, ``export(specs, pipeline) -> Exported``: the
+declarations in, the families that deployment stores out. The checks never know which path
+ran; adding one is a module here and a member of :class:`PipelineName`.
+
+- ``prometheus_exporter``: the Python pull exporter (``PrometheusMetricReader``), run for real;
+- ``otlp``: the real SDK and OTLP exporter, then the Prometheus OTLP translator's naming
+  (Prometheus 3, Mimir, Grafana Cloud, the Collector's Prometheus exporters).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from dashgen.pipelines.otlp_names import Strategy
+
+if TYPE_CHECKING:
+    from dashgen.declare import MetricSpec
+    from dashgen.families import Exported
+
+
+class PipelineName(StrEnum):
+    PROMETHEUS_EXPORTER = "prometheus-exporter"
+    OTLP = "otlp"
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """Which export path the app is deployed with, and that path's settings."""
+
+    name: PipelineName = PipelineName.PROMETHEUS_EXPORTER
+    translation_strategy: Strategy = Strategy.UNDERSCORE_ESCAPING_WITH_SUFFIXES
+    """``otlp``: the server's ``translation_strategy``."""
+    promote_resource_attributes: tuple[str, ...] = ()
+    """``otlp``: resource attributes the server copies onto every series as labels."""
+
+    def export(self, specs: Sequence[MetricSpec]) -> Exported:
+        """The families this path makes of the declarations; its module is imported only
+        now, so that a memo hit imports no export path at all."""
+        module = importlib.import_module(f"dashgen.pipelines.{self.name.replace('-', '_')}")
+        exported: Exported = module.export(specs, self)
+        return exported
+
+    def describe(self) -> str:
+        if self.name is PipelineName.OTLP:
+            return f"pipeline=otlp ({self.translation_strategy})"
+        return f"pipeline={self.name}"
