@@ -228,6 +228,14 @@ def verify(
         ),
     ] = None,
     instruments: InstrumentsOption = None,
+    scrape: Annotated[
+        str | None,
+        typer.Option(
+            "--scrape",
+            help="Read the families from exposition text (Prometheus text or OpenMetrics): the "
+            "URL of a running app's /metrics, or a saved file. Implies --pipeline scrape.",
+        ),
+    ] = None,
     output_format: Annotated[
         OutputFormat, typer.Option("--format", help="human, or json (schema: docs/verify-json.md).")
     ] = OutputFormat.human,
@@ -287,6 +295,7 @@ def verify(
             sources=sources,
             output=output,
             instruments=instruments,
+            scrape=scrape,
             recorded=recorded.resolve() if recorded else None,
             pipeline=pipeline,
             cache=False if no_cache else None,

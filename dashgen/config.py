@@ -27,6 +27,8 @@ class Config:
     datasource_uid: str = "prometheus"
     dashboards_path: str = "/var/lib/grafana/dashboards/dashgen"
     instruments: str | None = None
+    scrape: str | None = None
+    """pipeline = scrape: the URL or file of exposition text to read the families from."""
     scrape_labels: frozenset[str] = DEFAULT_SCRAPE_LABELS
     external: tuple[ExternalMetric, ...] = ()
     exclude: Mapping[str, str] = field(default_factory=dict)
@@ -92,6 +94,7 @@ def load_config(start: Path, overrides: Mapping[str, Any] | None = None) -> Conf
         datasource_uid=table.get("datasource_uid", Config.datasource_uid),
         dashboards_path=table.get("dashboards_path", Config.dashboards_path),
         instruments=table.get("instruments"),
+        scrape=table.get("scrape"),
         scrape_labels=frozenset(table.get("scrape_labels", DEFAULT_SCRAPE_LABELS)),
         external=tuple(
             ExternalMetric(e["pattern"], e.get("regex", False), e["reason"].strip())
@@ -101,13 +104,18 @@ def load_config(start: Path, overrides: Mapping[str, Any] | None = None) -> Conf
         recorded=root / table["recorded"] if "recorded" in table else None,
         unrecorded={name: reason.strip() for name, reason in table.get("unrecorded", {}).items()},
         pipeline=Pipeline(
-            PipelineName(table.get("pipeline", PipelineName.PROMETHEUS_EXPORTER)),
+            PipelineName(table.get("pipeline", _default_pipeline(table))),
             Strategy(table.get("translation_strategy", Strategy.UNDERSCORE_ESCAPING_WITH_SUFFIXES)),
             tuple(table.get("promote_resource_attributes", ())),
         ),
         cache=root / CACHE_DIR if table.get("cache", True) else None,
         newly_valid=newly_valid,
     )
+
+
+def _default_pipeline(table: Mapping[str, Any]) -> PipelineName:
+    """``--scrape`` alone says which path: the families come from that text."""
+    return PipelineName.SCRAPE if "scrape" in table else PipelineName.PROMETHEUS_EXPORTER
 
 
 _SCHEMA = "tool-dashgen.schema.json"

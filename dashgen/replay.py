@@ -24,7 +24,7 @@ from pathlib import Path
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
-from prometheus_client import CollectorRegistry
+from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.metrics_core import Metric as PromFamily
 
 from dashgen.capture import FACTORIES, PROVIDER, Snapshot, install_global
@@ -32,6 +32,7 @@ from dashgen.config import load_config
 from dashgen.errors import DashgenError
 from dashgen.families import Family
 from dashgen.hints import Kind
+from dashgen.pipelines.prometheus_client_registry import collectors
 from dashgen.recording import (
     DEFAULT_PATH,
     RecordedFamily,
@@ -219,6 +220,7 @@ def export_callable(target: str, search_path: Path) -> CaptureExport:
     if not module_name or not function_name:
         raise DashgenError("--instruments", f"expected 'module:function', got {target!r}")
     install_global()  # before the capture: instruments made earlier elsewhere stay out of it
+    collectors_before = len(collectors(REGISTRY))
     with PROVIDER.capturing() as session:
         sys.path.insert(0, str(search_path))
         try:
@@ -233,6 +235,13 @@ def export_callable(target: str, search_path: Path) -> CaptureExport:
         finally:
             sys.path.remove(str(search_path))
     if not session.instruments:
+        created = len(collectors(REGISTRY)) - collectors_before
+        if created > 0:
+            raise DashgenError(
+                target,
+                f"created no OpenTelemetry instruments but {created} prometheus_client "
+                'collectors: use pipeline = "prometheus-client"',
+            )
         raise DashgenError(target, "created no instruments through the global MeterProvider")
     return export_snapshots(session.snapshots(), search_path)
 

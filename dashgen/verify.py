@@ -37,7 +37,7 @@ from dashgen.errors import DashgenError
 from dashgen.families import Family
 from dashgen.isolate import run_isolated
 from dashgen.memo import expected_output, exported_families
-from dashgen.pipelines import Pipeline, PipelineName
+from dashgen.pipelines import FROM_THE_APP, Pipeline, PipelineName
 from dashgen.recording import DEFAULT_PATH, read_recording
 from dashgen.write import Drift, diff_digests, owned
 
@@ -67,6 +67,8 @@ class CodeSide:
 
 def code_side(config: Config, directory: Path) -> CodeSide:
     """What the code exports; for dashgen sources also whether ``directory`` is stale."""
+    if config.pipeline.name in FROM_THE_APP:
+        return CodeSide(_families_from_the_app(config), None)
     if config.instruments:
         from dashgen.replay import export_callable  # the OTel SDK: only this path needs it
 
@@ -94,6 +96,27 @@ def code_side(config: Config, directory: Path) -> CodeSide:
         catalog,
         declared_instruments(catalog.metrics, expected.family),
         excluded,
+    )
+
+
+def _families_from_the_app(config: Config) -> tuple[Family, ...]:
+    """Pipelines ``prometheus-client`` (the user's callable fills registries, in a child
+    process) and ``scrape`` (exposition text from a URL or a file)."""
+    if config.pipeline.name is PipelineName.SCRAPE:
+        if config.scrape is None:
+            raise DashgenError("pipeline=scrape", "needs --scrape URL|FILE")
+        from dashgen.pipelines.exposition_text import scraped_families
+
+        return scraped_families(config.scrape, config.root)
+    if config.instruments is None:
+        raise DashgenError(
+            "pipeline=prometheus-client",
+            "needs --instruments module:function, which registers the app's collectors",
+        )
+    from dashgen.pipelines.prometheus_client_registry import registry_families
+
+    return run_isolated(
+        config.instruments, "its collectors", registry_families, config.instruments, config.root
     )
 
 

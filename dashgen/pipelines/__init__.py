@@ -7,6 +7,10 @@ ran; adding one is a module here and a member of :class:`PipelineName`.
 - ``prometheus_exporter``: the Python pull exporter (``PrometheusMetricReader``), run for real;
 - ``otlp``: the real SDK and OTLP exporter, then the Prometheus OTLP translator's naming
   (Prometheus 3, Mimir, Grafana Cloud, the Collector's Prometheus exporters).
+
+Two more paths read the families from the app rather than from declarations, for verify:
+``prometheus_client_registry`` (apps instrumented with prometheus_client) and
+``exposition_text`` (``--scrape``: any app's /metrics, or a saved copy).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from dashgen.errors import DashgenError
 from dashgen.pipelines.otlp_names import Strategy
 
 if TYPE_CHECKING:
@@ -27,6 +32,12 @@ if TYPE_CHECKING:
 class PipelineName(StrEnum):
     PROMETHEUS_EXPORTER = "prometheus-exporter"
     OTLP = "otlp"
+    PROMETHEUS_CLIENT = "prometheus-client"
+    SCRAPE = "scrape"
+
+
+#: Paths that read families from the app itself rather than from dashgen declarations.
+FROM_THE_APP = frozenset({PipelineName.PROMETHEUS_CLIENT, PipelineName.SCRAPE})
 
 
 @dataclass(frozen=True)
@@ -42,6 +53,12 @@ class Pipeline:
     def export(self, specs: Sequence[MetricSpec]) -> Exported:
         """The families this path makes of the declarations; its module is imported only
         now, so that a memo hit imports no export path at all."""
+        if self.name in FROM_THE_APP:
+            raise DashgenError(
+                f"pipeline={self.name}",
+                "reads the families from the app, not from dashgen declarations: use it with "
+                "`dashgen verify --instruments module:function` or `--scrape URL|FILE`",
+            )
         module = importlib.import_module(f"dashgen.pipelines.{self.name.replace('-', '_')}")
         exported: Exported = module.export(specs, self)
         return exported
