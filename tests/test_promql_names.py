@@ -102,37 +102,39 @@ def test_every_query_of_keyword_named_metrics_parses_in_promtool(
     assert "no findings" in verified.stdout
 
 
-@pytest.mark.parametrize("word", ["inf", "NaN"])
-def test_grouping_by_a_label_promql_reads_as_a_number_is_refused(
-    project: Project, word: str
-) -> None:
+REFUSED = {
+    "group-by-inf": (
+        "c = Counter('c', labels=['inf'], hint=hints.Rate(by=['inf']))",
+        "hint Rate groups by 'inf', which PromQL reads as a number in by (...): rename the "
+        "attribute",
+    ),
+    "group-by-NaN": (
+        "c = Counter('c', labels=['NaN'], hint=hints.Rate(by=['NaN']))",
+        "hint Rate groups by 'NaN', which PromQL reads as a number in by (...): rename the "
+        "attribute",
+    ),
+    **{
+        f"attribute-{label}": (
+            f"c = Counter('c', labels=['route', '{label}'])",
+            f"attribute '{label}' exports as label '{label}', which the Prometheus scrape sets "
+            f"itself (it would store yours as 'exported_{label}'): rename the attribute",
+        )
+        for label in ("job", "instance")
+    },
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_names_the_query_cannot_say_are_refused(project: Project, case: str) -> None:
+    """A grouping PromQL reads as a number, or a label the scrape renames: one line, no build."""
+    declaration, message = REFUSED[case]
     project.source(
         "m.py",
         "from dashgen import Counter, Dashboard, Row, hints\n"
-        f"c = Counter('c', labels=[{word!r}], hint=hints.Rate(by=[{word!r}]))\n"
+        f"{declaration}\n"
         "d = Dashboard('D', rows=[Row('r', [c])])\n",
     )
     result = project.run("build")
     assert result.exit_code == 2
-    assert result.stderr == (
-        f"error: src/m.py:2: metric 'c': hint Rate groups by '{word}', which PromQL reads "
-        "as a number in by (...): rename the attribute\n"
-    )
+    assert result.stderr == f"error: src/m.py:2: metric 'c': {message}\n"
     assert not project.generated.exists()
-
-
-@pytest.mark.parametrize("attribute", ["job", "instance"])
-def test_an_attribute_the_scrape_renames_is_refused(project: Project, attribute: str) -> None:
-    project.source(
-        "m.py",
-        "from dashgen import Counter, Dashboard, Row\n"
-        f"c = Counter('c', labels=['route', {attribute!r}])\n"
-        "d = Dashboard('D', rows=[Row('r', [c])])\n",
-    )
-    result = project.run("build")
-    assert result.exit_code == 2
-    assert result.stderr == (
-        f"error: src/m.py:2: metric 'c': attribute '{attribute}' exports as label "
-        f"'{attribute}', which the Prometheus scrape sets itself (it would store yours as "
-        f"'exported_{attribute}'): rename the attribute\n"
-    )

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -491,20 +491,12 @@ def test_a_signalled_live_verify_leaves_no_server(
         stderr=subprocess.PIPE,
         text=True,
     )
-    servers: dict[int, str] = {}
     try:
-        deadline = time.monotonic() + 60
-        while not servers and process.poll() is None and time.monotonic() < deadline:
-            servers = {p: n for p, n in _children(process.pid).items() if n == "prometheus"}
-            time.sleep(0.01)
+        servers = _children_named(process, "prometheus")
         assert servers, "no server started"
         process.send_signal(signal_number)
         _, stderr = process.communicate(timeout=60)
-        deadline = time.monotonic() + 10
-        while (left := [pid for pid in servers if _alive(pid)]) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        for pid in left:  # never leak it when the test fails
-            os.kill(pid, signal.SIGKILL)
+        left = _outliving(servers)
     finally:
         process.kill()
     assert left == [], f"{servers} outlived `dashgen verify --live`"
@@ -530,23 +522,35 @@ def test_a_killed_live_verify_takes_its_backfill_with_it(example: Project, tmp_p
         stderr=subprocess.DEVNULL,
         env={**os.environ, "DASHGEN_PROMTOOL_BIN": str(slow)},
     )
-    backfill: list[int] = []
     try:
-        deadline = time.monotonic() + 60
-        while not backfill and process.poll() is None and time.monotonic() < deadline:
-            backfill = [p for p, n in _children(process.pid).items() if n == "sleep"]
-            time.sleep(0.01)
+        backfill = _children_named(process, "sleep")
         assert backfill, "the backfill did not start"
         process.kill()
         process.wait(timeout=30)
-        deadline = time.monotonic() + 10
-        while (left := [pid for pid in backfill if _alive(pid)]) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        for pid in left:  # never leak it when the test fails
-            os.kill(pid, signal.SIGKILL)
+        left = _outliving(backfill)
     finally:
         process.kill()
     assert left == [], "promtool outlived a killed `dashgen verify --live`"
+
+
+def _children_named(process: subprocess.Popen[Any], name: str) -> dict[int, str]:
+    """The children of ``process`` called ``name``, waited for up to a minute."""
+    found: dict[int, str] = {}
+    deadline = time.monotonic() + 60
+    while not found and process.poll() is None and time.monotonic() < deadline:
+        found = {p: n for p, n in _children(process.pid).items() if n == name}
+        time.sleep(0.01)
+    return found
+
+
+def _outliving(pids: Iterable[int]) -> list[int]:
+    """Which of ``pids`` still run after 10 s; those are killed, never leaked."""
+    deadline = time.monotonic() + 10
+    while (left := [pid for pid in pids if _alive(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    return left
 
 
 def _data_dirs_of(pid: int) -> list[Path]:
