@@ -225,7 +225,10 @@ def test_an_unknown_pipeline_or_strategy_is_one_line(project: Project) -> None:
     project.write("pyproject.toml", '[tool.dashgen]\nsources = "src"\npipeline = "otel"\n')
     result = project.run("build")
     assert (result.exit_code, result.stderr.count("\n")) == (2, 1)
-    assert "pipeline must be one of prometheus-exporter, otlp, got 'otel'" in result.stderr
+    assert (
+        "pipeline must be one of prometheus-exporter, otlp, prometheus-client, scrape, got 'otel'"
+        in result.stderr
+    )
     project.write(
         "pyproject.toml",
         '[tool.dashgen]\nsources = "src"\npipeline = "otlp"\ntranslation_strategy = "Escape"\n',
