@@ -112,10 +112,16 @@ def read_dashboards(directory: Path, root: Path | None = None) -> list[Dashboard
 
     File names in the results are relative to ``root``, by default ``directory`` itself.
     """
+    return [
+        read_dashboard(path, directory if root is None else root) for path in paths_in(directory)
+    ]
+
+
+def paths_in(directory: Path) -> list[Path]:
+    """The dashboard files of ``directory``, sorted by name."""
     if not directory.is_dir():
         raise DashgenError(directory.as_posix(), "not a directory")
-    paths = sorted((p for p in directory.glob("*.json") if p.is_file()), key=lambda p: p.name)
-    return [read_dashboard(path, directory if root is None else root) for path in paths]
+    return sorted((p for p in directory.glob("*.json") if p.is_file()), key=lambda p: p.name)
 
 
 def read_dashboard(path: Path, root: Path) -> DashboardQueries:

@@ -79,13 +79,12 @@ def _child(write_end: int, function: Callable[..., Any], arguments: tuple[Any, .
             last = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else ""
             text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
             message = ("error", last, text)
-        buffer = io.BytesIO()
         try:
-            _PlainPickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(message)
+            data = dumps_plain(message)
         except pickle.PicklingError as error:
-            buffer = io.BytesIO(pickle.dumps(("error", "", str(error))))
+            data = pickle.dumps(("error", "", str(error)))
         with os.fdopen(write_end, "wb") as pipe:
-            pipe.write(buffer.getvalue())
+            pipe.write(data)
     except BaseException:
         code = 70
     finally:
@@ -105,7 +104,7 @@ def _answer(where: str, what: str, payload: bytes, status: int) -> object:
             f"{ended} before handing back {what}: code that dashgen runs must not end the process",
         )
     try:
-        message = _TrustedUnpickler(io.BytesIO(payload)).load()
+        message = loads_plain(payload)
     except pickle.UnpicklingError as error:
         raise DashgenError(where, str(error)) from None
     if message[0] == "ok":
@@ -119,6 +118,18 @@ def _kill(pid: int) -> None:
         os.waitpid(pid, 0)
     except (ProcessLookupError, ChildProcessError):
         pass
+
+
+def dumps_plain(value: object) -> bytes:
+    """Pickle dashgen's plain data (and nothing else: a foreign class is an error)."""
+    buffer = io.BytesIO()
+    _PlainPickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+    return buffer.getvalue()
+
+
+def loads_plain(data: bytes) -> Any:
+    """Unpickle what :func:`dumps_plain` wrote; any other class is refused."""
+    return _TrustedUnpickler(io.BytesIO(data)).load()
 
 
 def _trusted(module: str, name: str) -> bool:

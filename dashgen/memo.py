@@ -13,6 +13,7 @@ it has seen.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import sys
@@ -22,10 +23,15 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import promql_parser
+
+from dashgen import dashboards, promql
 from dashgen.cache import read_entry, write_entry
 from dashgen.catalog import Catalog
 from dashgen.config import Config, remember_valid_table
+from dashgen.dashboards import DashboardQueries, paths_in, read_dashboard, read_dashboards
 from dashgen.families import Family
+from dashgen.isolate import dumps_plain, loads_plain
 from dashgen.write import digest
 
 if TYPE_CHECKING:
@@ -203,3 +209,34 @@ def _canonical(value: object) -> object:
 
 
 _FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def remembered_dashboards(
+    directory: Path, root: Path, cache: Path | None
+) -> list[DashboardQueries]:
+    """What :func:`read_dashboards` gives, with each file's queries remembered by the digest
+    of its exact bytes (and of the parsing code): parsing the JSON and every PromQL query is
+    most of a verify of an unchanged project. A file that does not read is never remembered."""
+    if cache is None:
+        return read_dashboards(directory, root)
+    code = [_stat(module.__file__ or "") for module in (dashboards, promql, promql_parser)]
+    found = []
+    for path in paths_in(directory):
+        try:
+            data = path.read_bytes()
+        except OSError:
+            found.append(read_dashboard(path, root))  # its own error message
+            continue
+        stamp = hashlib.sha256(json.dumps([_FORMAT, str(path), code]).encode() + data).digest()
+        entry = f"dashboards/{hashlib.sha256(str(path).encode()).hexdigest()[:32]}"
+        stored = read_entry(cache, entry)
+        if stored is not None and stored.startswith(stamp):
+            try:
+                found.append(loads_plain(stored[len(stamp) :]))
+                continue
+            except Exception:  # a format this version cannot read: parse afresh
+                pass
+        queries = read_dashboard(path, root)
+        write_entry(cache, entry, stamp + dumps_plain(queries))
+        found.append(queries)
+    return found

@@ -36,7 +36,7 @@ from dashgen.dashboards import read_dashboards
 from dashgen.errors import DashgenError
 from dashgen.families import Family
 from dashgen.isolate import run_isolated
-from dashgen.memo import expected_output, exported_families
+from dashgen.memo import expected_output, exported_families, remembered_dashboards
 from dashgen.pipelines import FROM_THE_APP, Pipeline, PipelineName
 from dashgen.recording import DEFAULT_PATH, read_recording
 from dashgen.write import Drift, diff_digests, owned
@@ -147,7 +147,7 @@ def verify(
     if not directory.is_dir():
         raise DashgenError(str(directory), "dashboards dir not found")
     code = code_side(config, directory)
-    dashboards = read_dashboards(directory.resolve(), config.root)
+    dashboards = remembered_dashboards(directory.resolve(), config.root, config.cache)
     recording = read_recording(config.recorded) if config.recorded else None
     families = code.families if recording is None else learn_labels(code.families, recording)
     static = check_contract(dashboards, families, code.rules(config))

@@ -262,3 +262,34 @@ def test_a_source_that_reads_the_environment_is_keyed_by_what_it_declared(
     assert result.exit_code == 1
     findings = {(f["kind"], f["subject"]) for f in json.loads(result.stdout)["findings"]}
     assert ("unpanelled-family", "app_orders") in findings
+
+
+CORPUS = Path(__file__).parent / "corpus" / "dashboards"
+
+
+def test_remembered_dashboards_give_the_same_report(project: Project) -> None:
+    """The 37 corpus dashboards, verified three times: parsed (a miss), remembered (a hit),
+    and after an edit, a damaged entry and a deletion; each report equals --no-cache's."""
+    project.source("m.py", GOOD_SOURCE)
+    assert project.run("build").exit_code == 0
+    boards = project.root / "boards"
+    boards.mkdir()
+    for board in sorted(CORPUS.glob("*.json")):
+        (boards / board.name).write_bytes(board.read_bytes())
+
+    def same() -> None:
+        cached = project.run("verify", str(boards), "--format", "json")
+        fresh = project.run("verify", str(boards), "--format", "json", "--no-cache")
+        assert (cached.exit_code, cached.stdout) == (fresh.exit_code, fresh.stdout)
+
+    same()
+    entries = sorted((project.cache / "dashboards").iterdir())
+    assert len(entries) == len(list(boards.iterdir()))
+    same()
+    edited = boards / "kp-nodes.json"
+    edited.write_text(edited.read_text().replace("node_", "nodez_"))
+    same()
+    entries[0].write_bytes(entries[0].read_bytes()[:-40] + bytes(40))
+    same()
+    (boards / "thanos-query.json").unlink()
+    same()

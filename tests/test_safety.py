@@ -101,7 +101,10 @@ links = st.sampled_from(
     ["none", "json-to-outside-file", "dir-to-outside", "output-is-link-to-outside"]
 )
 #: Every name dashgen gives an entry of its cache dir: none comes from a title, uid or source.
-CACHE_ENTRY = re.compile(r"\.gitignore|code-side\.json|config-valid|sources(/[0-9a-f]{32}\.code)?")
+CACHE_ENTRY = re.compile(
+    r"\.gitignore|code-side\.json|config-valid|sources(/[0-9a-f]{32}\.code)?"
+    r"|dashboards(/[0-9a-f]{32})?"
+)
 
 
 @SETTINGS
