@@ -74,6 +74,11 @@ def median_ratio(runs: Sequence[Run], baseline: Sequence[Run], cpu: bool = False
     )
 
 
+def median_difference(runs: Sequence[Run], baseline: Sequence[Run]) -> float:
+    """Median over rounds of ``run - baseline`` wall seconds, for a target in seconds."""
+    return statistics.median(a.wall - b.wall for a, b in zip(runs, baseline, strict=True))
+
+
 def median_wall(runs: Sequence[Run]) -> float:
     return statistics.median(run.wall for run in runs)
 

@@ -248,8 +248,14 @@ def verify(
         ),
     ] = False,
     engine: Annotated[
-        Engine, typer.Option("--engine", help="Embedded server for --live.")
-    ] = Engine.prometheus,
+        Engine | None,
+        typer.Option(
+            "--engine",
+            help="Embedded server for --live [default: prometheus; victoria-metrics with "
+            "pipeline victoriametrics].",
+            show_default=False,
+        ),
+    ] = None,
     url: Annotated[
         str | None,
         typer.Option(
@@ -286,7 +292,7 @@ def verify(
     a dashboard, and (when checking the output dir) generated files must not be stale.
     Exit 0 clean, 1 findings, 2 bad input.
     """
-    options = LiveOptions(engine.value, url, token_env) if live else None
+    options = LiveOptions(engine.value if engine else None, url, token_env) if live else None
     with _guarded():
         if (url or token_env) and not live:
             raise DashgenError("--url", "--url and --token-env go with --live")

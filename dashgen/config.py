@@ -107,6 +107,7 @@ def load_config(start: Path, overrides: Mapping[str, Any] | None = None) -> Conf
             PipelineName(table.get("pipeline", _default_pipeline(table))),
             Strategy(table.get("translation_strategy", Strategy.UNDERSCORE_ESCAPING_WITH_SUFFIXES)),
             tuple(table.get("promote_resource_attributes", ())),
+            table.get("prometheus_naming", False),
         ),
         cache=root / CACHE_DIR if table.get("cache", True) else None,
         newly_valid=newly_valid,

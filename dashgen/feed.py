@@ -13,11 +13,15 @@ from dataclasses import replace
 from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
 from opentelemetry.sdk.resources import Resource
 
 from dashgen.declare import MetricSpec
 from dashgen.hints import Kind
 from dashgen.pipelines import Pipeline
+from dashgen.pipelines.otlp import sending_provider
 from dashgen.pipelines.prometheus_exporter import SCOPE_LABEL, private_pipeline
 from dashgen.pipelines.sdk import (
     create_instrument,
@@ -89,6 +93,40 @@ def feed_catalog(
         return scrape_window(registry, tick, scrapes=scrapes, step_s=step_s, end_ms=end_ms)
     finally:
         provider.shutdown()
+
+
+def feed_otlp(
+    specs: Sequence[MetricSpec], *, scrapes: int, step_s: int, end_ms: int
+) -> list[bytes]:
+    """The same history as OTLP: at each synthetic scrape, the request the real OTLP
+    exporter sends, its points stamped with that scrape's time (the SDK stamps "now")."""
+    with sending_provider() as (provider, bodies):
+        feeders = [_Feeder(spec, index, provider) for index, spec in enumerate(specs)]
+        for i in range(scrapes):
+            for feeder in feeders:
+                feeder.advance(i)
+            provider.force_flush()
+        sent = bodies[:scrapes]
+    start_ms = end_ms - (scrapes - 1) * step_s * 1000
+    return [
+        _stamped(body, start_ms + i * step_s * 1000, start_ms - step_s * 1000)
+        for i, body in enumerate(sent)
+    ]
+
+
+def _stamped(body: bytes, at_ms: int, start_ms: int) -> bytes:
+    request = ExportMetricsServiceRequest()
+    request.ParseFromString(body)
+    for resource_metrics in request.resource_metrics:
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                kind = metric.WhichOneof("data")
+                for point in getattr(metric, kind).data_points if kind else ():
+                    point.time_unix_nano = at_ms * 1_000_000
+                    point.start_time_unix_nano = start_ms * 1_000_000
+    stamped = request.SerializeToString()
+    assert isinstance(stamped, bytes)
+    return stamped
 
 
 def as_stored_by(

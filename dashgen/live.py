@@ -19,11 +19,13 @@ from dashgen.contract import Finding
 from dashgen.dashboards import DashboardQueries, ParsedTarget
 from dashgen.errors import DashgenError
 from dashgen.families import Family
-from dashgen.feed import as_stored_by, feed_catalog
-from dashgen.pipelines import Pipeline
+from dashgen.feed import as_stored_by, feed_catalog, feed_otlp
+from dashgen.pipelines import Pipeline, PipelineName
 from dashgen.tsdb import (
     Engine,
     ExistingEndpoint,
+    LocalServer,
+    OtlpVictoriaMetricsServer,
     PrometheusServer,
     VictoriaMetricsServer,
     window_end_ms,
@@ -203,6 +205,24 @@ LIVE_STEP_S = 15
 ENGINES = {"prometheus": PrometheusServer, "victoria-metrics": VictoriaMetricsServer}
 
 
+def _embedded_engine(catalog: Catalog, pipeline: Pipeline, engine: str, end_ms: int) -> LocalServer:
+    """The embedded server, not yet started, with the catalog's history along the path the
+    app deploys: OTLP into VictoriaMetrics itself for ``victoriametrics``; for the others,
+    the pull exporter's samples under the names that path stores."""
+    window = {"scrapes": LIVE_SCRAPES, "step_s": LIVE_STEP_S, "end_ms": end_ms}
+    if pipeline.name is PipelineName.VICTORIAMETRICS:
+        if engine != "victoria-metrics":
+            raise DashgenError(
+                "--engine", "pipeline=victoriametrics is checked live on VictoriaMetrics itself"
+            )
+        otlp = feed_otlp(catalog.metrics, **window)
+        return OtlpVictoriaMetricsServer(
+            (), prometheus_naming=pipeline.prometheus_naming, otlp=otlp
+        )
+    series = as_stored_by(feed_catalog(catalog.metrics, **window), catalog.metrics, pipeline)
+    return ENGINES[engine](series)
+
+
 def run_live(
     catalog: Catalog | None,
     families: Sequence[Family],
@@ -232,18 +252,17 @@ def run_live(
         end_s=end_ms / 1000,
         step_s=LIVE_STEP_S,
     )
+    on_vm = pipeline.name is PipelineName.VICTORIAMETRICS
+    engine = options.engine or ("victoria-metrics" if on_vm else "prometheus")
     with stopwatch(timings, "ingest"):
-        series = feed_catalog(
-            catalog.metrics, scrapes=LIVE_SCRAPES, step_s=LIVE_STEP_S, end_ms=end_ms
-        )
-        series = as_stored_by(series, catalog.metrics, pipeline)
+        embedded = _embedded_engine(catalog, pipeline, engine, end_ms)
     with ExitStack() as stack:
         with stopwatch(timings, "start"):
-            server = stack.enter_context(ENGINES[options.engine](series))
+            server = stack.enter_context(embedded)
         with stopwatch(timings, "queries"):
             outcomes = run_queries(dashboards, families, server, window, progress)
     return LiveResult(
-        options.engine,
+        engine,
         outcomes,
         Timings(start_s=timings["start"], ingest_s=timings["ingest"], queries_s=timings["queries"]),
     )

@@ -9,7 +9,6 @@ from typing import Literal
 
 from dashgen.catalog import Catalog, DashboardSpec, where
 from dashgen.dashboards import ref_id
-from dashgen.declare import MetricSpec
 from dashgen.errors import DashgenError
 from dashgen.families import Exported, ExportedMetric
 from dashgen.hints import Average, Current, Heatmap, Hint, Increase, Quantiles, Rate, Threshold
@@ -147,21 +146,49 @@ def _quoted(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def _grouping_label(spec: MetricSpec, label: str) -> str:
-    """A label ``by (...)`` can name; before Prometheus 3, only legacy names."""
-    if not _LEGACY_LABEL.fullmatch(label):
-        raise DashgenError(
-            where(spec),
-            f"its label '{label}' is stored as it is (no translation), and PromQL's by (...) "
-            "takes only names of letters, digits and _: group by another label, or use a "
-            "translation_strategy that escapes",
+@dataclass(frozen=True)
+class _Grouping:
+    """The labels a panel groups by, as ``by (...)`` and legends can name them.
+
+    Before Prometheus 3, ``by (...)`` takes only legacy names, and Prometheus 3's quoted form
+    (``by ("http.route")``) is refused by VictoriaMetrics. So a label stored as it is
+    (``http.route``) is first copied to its legacy spelling with ``label_replace``, which
+    every engine runs, and grouped by that.
+    """
+
+    labels: tuple[str, ...]
+    copies: tuple[tuple[str, str], ...]
+    """(legacy name, stored name) for each stored name ``by (...)`` cannot take."""
+
+    def agg(self, operator: str, inner: str, first: Sequence[str] = ()) -> str:
+        """``sum by (a, b) (inner)``, or ``sum(inner)`` with no grouping."""
+        labels = [*first, *self.labels]
+        for legacy, stored in self.copies:
+            inner = f'label_replace({inner}, "{legacy}", "$1", "{_quoted(stored)}", "(.*)")'
+        return (
+            f"{operator} by ({', '.join(labels)}) ({inner})" if labels else f"{operator}({inner})"
         )
-    return label
 
 
-def _agg(operator: str, labels: Sequence[str], inner: str) -> str:
-    """``sum by (a, b) (inner)``, or ``sum(inner)`` with no grouping."""
-    return f"{operator} by ({', '.join(labels)}) ({inner})" if labels else f"{operator}({inner})"
+def _grouping(metric: ExportedMetric, attributes: Sequence[str]) -> _Grouping:
+    labels: list[str] = []
+    copies: list[tuple[str, str]] = []
+    for attribute in attributes:
+        stored = metric.labels[attribute]
+        if _LEGACY_LABEL.fullmatch(stored):
+            labels.append(stored)
+            continue
+        legacy = re.sub(r"[^a-zA-Z0-9_]", "_", stored)
+        legacy = f"_{legacy}" if legacy[0].isdigit() else legacy
+        if legacy in (metric.family.labels or ()) or legacy in labels:
+            raise DashgenError(
+                where(metric.spec),
+                f"its label '{stored}' cannot be grouped by: PromQL's by (...) needs it "
+                f"copied to '{legacy}', which the metric already has",
+            )
+        labels.append(legacy)
+        copies.append((legacy, stored))
+    return _Grouping(tuple(labels), tuple(copies))
 
 
 def _legend(labels: Sequence[str], fallback: str, prefix: str = "") -> str:
@@ -172,7 +199,8 @@ def _legend(labels: Sequence[str], fallback: str, prefix: str = "") -> str:
 
 def _panel(panel_id: int, metric: ExportedMetric, hint: Hint, grid: GridPos) -> PanelPlan:
     spec = metric.spec
-    by = [_grouping_label(spec, metric.labels[attribute]) for attribute in hint.by]
+    grouping = _grouping(metric, hint.by)
+    by = grouping.labels
     legend = hint.legend if hint.legend is not None else _legend(by, spec.name)
     base_unit = _GRAFANA_UNITS.get(spec.unit, "short")
     kind: PanelKind = "timeseries"
@@ -186,16 +214,16 @@ def _panel(panel_id: int, metric: ExportedMetric, hint: Hint, grid: GridPos) -> 
         case Rate():
             title_suffix = "rate"
             unit = _RATE_UNITS.get(spec.unit, "ops")
-            expr = _agg("sum", by, f"rate({value}[$__rate_interval])")
+            expr = grouping.agg("sum", f"rate({value}[$__rate_interval])")
             targets = (TargetPlan("A", expr, legend),)
         case Increase():
             title_suffix = "increase over range"
             kind = "stat"
-            expr = _agg("sum", by, f"increase({value}[$__range])")
+            expr = grouping.agg("sum", f"increase({value}[$__range])")
             targets = (TargetPlan("A", expr, legend, instant=True),)
         case Quantiles():
             title_suffix = "/".join(f"p{q * 100:g}" for q in hint.quantiles)
-            buckets = _agg("sum", ["le", *by], f"rate({bucket}[$__rate_interval])")
+            buckets = grouping.agg("sum", f"rate({bucket}[$__rate_interval])", first=["le"])
             targets = tuple(
                 TargetPlan(
                     ref_id(i),
@@ -207,18 +235,18 @@ def _panel(panel_id: int, metric: ExportedMetric, hint: Hint, grid: GridPos) -> 
         case Heatmap():
             title_suffix = "distribution"
             kind = "heatmap"
-            expr = _agg("sum", ["le"], f"increase({bucket}[$__rate_interval])")
+            expr = _Grouping(("le",), ()).agg("sum", f"increase({bucket}[$__rate_interval])")
             targets = (TargetPlan("A", expr, "{{le}}", heatmap=True),)
         case Average():
             title_suffix = "average"
-            sums = _agg("sum", by, f"rate({total}[$__rate_interval])")
-            count = _agg("sum", by, f"rate({value}[$__rate_interval])")
+            sums = grouping.agg("sum", f"rate({total}[$__rate_interval])")
+            count = grouping.agg("sum", f"rate({value}[$__rate_interval])")
             expr = f"{sums} / {count}"
             targets = (TargetPlan("A", expr, legend),)
         case Current():
             title_suffix = "current"
             kind = hint.style
-            expr = _agg(hint.agg, by, value)
+            expr = grouping.agg(hint.agg, value)
             instant = hint.style in ("gauge", "bargauge")
             targets = (TargetPlan("A", expr, legend, instant=instant),)
         case _:

@@ -126,10 +126,16 @@ class _QueryApi:
         return _result(data)
 
     def _request(
-        self, path: str, body: bytes | None = None, timeout_s: float = _QUERY_TIMEOUT_S
+        self,
+        path: str,
+        body: bytes | None = None,
+        timeout_s: float = _QUERY_TIMEOUT_S,
+        content_type: str | None = None,
     ) -> tuple[int, bytes]:
         """POST ``body`` (GET when None); any HTTP status comes back, only transport fails."""
         request = urllib.request.Request(self._base_url + path, data=body)
+        if content_type is not None:
+            request.add_header("Content-Type", content_type)
         for header, value in self._auth.items():
             request.add_unredirected_header(header, value)
         try:
@@ -186,7 +192,7 @@ class ExistingEndpoint(_QueryApi):
         return None
 
 
-class _LocalServer(_QueryApi, abc.ABC):
+class LocalServer(_QueryApi, abc.ABC):
     """An engine binary run as a child on 127.0.0.1 with a temp data dir, stopped by PID."""
 
     _binary: ClassVar[str]
@@ -199,7 +205,7 @@ class _LocalServer(_QueryApi, abc.ABC):
         super().__init__(urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect))
         self.name = self._binary
         self._series = tuple(series)
-        self._executable = _find_binary(self._binary, self._binary_env, self._package)
+        self._executable = self._find_executable()
         self._root: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self.port = 0
@@ -255,9 +261,16 @@ class _LocalServer(_QueryApi, abc.ABC):
             shutil.rmtree(self._root, ignore_errors=True)
             self._root = None
 
+    def _find_executable(self) -> str:
+        return _find_binary(self._binary, self._binary_env, self._package)
+
     @abc.abstractmethod
     def _argv(self, root: Path, port: int) -> list[str]:
         """The server's command line for this data dir and port."""
+
+    def _start_failure(self, log_text: str) -> str:
+        """What to tell the user when the server exited as it started."""
+        return f"exited at start: {_tail(log_text)}"
 
     def _before_start(self, root: Path) -> None:
         """Ingest that needs the data dir before the server opens it."""
@@ -291,7 +304,7 @@ class _LocalServer(_QueryApi, abc.ABC):
                 return
             log_text = log_path.read_text(errors="replace")
             if "address already in use" not in log_text:
-                raise DashgenError(self.name, f"exited at start: {_tail(log_text)}")
+                raise DashgenError(self.name, self._start_failure(log_text))
         raise DashgenError(self.name, f"no free port after {_PORT_ATTEMPTS} attempts")
 
     def _wait_ready(self, process: subprocess.Popen[bytes]) -> bool:
@@ -310,7 +323,7 @@ class _LocalServer(_QueryApi, abc.ABC):
         raise DashgenError(self.name, f"not ready after {_READY_TIMEOUT_S:g} s on {self.url}")
 
 
-class PrometheusServer(_LocalServer):
+class PrometheusServer(LocalServer):
     """Prometheus with the window backfilled as TSDB blocks by promtool before it starts."""
 
     _binary = "prometheus"
@@ -354,7 +367,7 @@ class PrometheusServer(_LocalServer):
         ]
 
 
-class VictoriaMetricsServer(_LocalServer):
+class VictoriaMetricsServer(LocalServer):
     """VictoriaMetrics fed through its Prometheus-text import API once it is up."""
 
     _binary = "victoria-metrics"
@@ -381,9 +394,7 @@ class VictoriaMetricsServer(_LocalServer):
         status, body = self._request("/api/v1/import/prometheus", _import_text(self._series))
         if status != 204:
             raise DashgenError(self.name, f"import failed (HTTP {status}): {_tail(body.decode())}")
-        status, body = self._request("/internal/force_flush")
-        if status != 200:
-            raise DashgenError(self.name, f"flush failed (HTTP {status}): {_tail(body.decode())}")
+        self._flush()
         # The import answers 204 even when it drops samples (too far in the future, older
         # than the retention), which would make every panel look empty. The count may be a
         # little high (documented), never low, so only a shortfall is an error.
@@ -397,6 +408,97 @@ class VictoriaMetricsServer(_LocalServer):
                 f"kept {count} of {len(wanted)} imported series; the window must end near now"
                 " (see window_end_ms)",
             )
+
+    def _flush(self) -> None:
+        """Make what was just ingested searchable now, not within the next second."""
+        status, body = self._request("/internal/force_flush")
+        if status != 200:
+            raise DashgenError(self.name, f"flush failed (HTTP {status}): {_tail(body.decode())}")
+
+
+#: Where ``scripts/install-tools`` unpacks a VictoriaMetrics that takes OTLP, in a project.
+OTLP_VICTORIA_METRICS_TOOL = Path(".tools/victoria-metrics/usr/bin/victoria-metrics")
+_OTLP_INSTALL_HINT = (
+    "VictoriaMetrics takes OTLP from 1.92 on (Debian 13 ships 1.112): run dashgen's "
+    "scripts/install-tools, or set DASHGEN_VICTORIA_METRICS_OTLP_BIN to such a binary"
+)
+
+
+class OtlpVictoriaMetricsServer(VictoriaMetricsServer):
+    """VictoriaMetrics as the OTLP receiver of ``pipeline = victoriametrics``: it names what
+    it stores itself, dotted as sent or, with ``prometheus_naming``, in Prometheus style."""
+
+    _binary_env = "DASHGEN_VICTORIA_METRICS_OTLP_BIN"
+
+    def __init__(
+        self, series: Sequence[Series], *, prometheus_naming: bool, otlp: Sequence[bytes] = ()
+    ) -> None:
+        self._prometheus_naming = prometheus_naming
+        self._otlp = tuple(otlp)
+        super().__init__(series)
+
+    def _after_ready(self) -> None:
+        super()._after_ready()
+        for body in self._otlp:
+            self.push_otlp(body)
+
+    def _find_executable(self) -> str:
+        """The override, else a ``.tools`` copy (in this dir or a parent, or in the checkout
+        dashgen runs from), else PATH; whether it takes OTLP shows when it starts."""
+        override = os.environ.get(self._binary_env)
+        if override:
+            if not (os.path.isfile(override) and os.access(override, os.X_OK)):
+                raise DashgenError(
+                    self._binary_env, f"{override} is not an executable file; {_OTLP_INSTALL_HINT}"
+                )
+            return override
+        here = Path.cwd()
+        for directory in (here, *here.parents, Path(__file__).resolve().parents[1]):
+            candidate = directory / OTLP_VICTORIA_METRICS_TOOL
+            if candidate.is_file() and os.access(candidate, os.X_OK):
+                return str(candidate)
+        found = shutil.which(self._binary)
+        if found is None:
+            raise DashgenError(self._binary, f"not found; {_OTLP_INSTALL_HINT}")
+        return found
+
+    def _start_failure(self, log_text: str) -> str:
+        if "flag provided but not defined: -opentelemetry" in log_text:
+            return f"{self._executable} takes no OTLP; {_OTLP_INSTALL_HINT}"
+        return super()._start_failure(log_text)
+
+    def _argv(self, root: Path, port: int) -> list[str]:
+        naming = ["-opentelemetry.usePrometheusNaming"] if self._prometheus_naming else []
+        # Every series of a big catalog comes back from one /api/v1/series call.
+        return [*super()._argv(root, port), "-search.maxSeries=100000000", *naming]
+
+    def push_otlp(self, body: bytes) -> None:
+        """Ingest one ``ExportMetricsServiceRequest`` as an OTLP/HTTP exporter posts it."""
+        status, answer = self._request(
+            "/opentelemetry/v1/metrics", body, content_type="application/x-protobuf"
+        )
+        if status == 400 and b"unsupported path" in answer:
+            raise DashgenError(self.name, f"{self._executable} takes no OTLP; {_OTLP_INSTALL_HINT}")
+        if status not in (200, 204):
+            raise DashgenError(
+                self.name, f"OTLP ingest failed (HTTP {status}): {_tail(answer.decode())}"
+            )
+        self._flush()
+
+    def stored_series(self) -> list[tuple[dict[str, str], float]]:
+        """Every series it holds: its labels (``__name__`` included) and its last value."""
+        # An explicit end: by default it is the current whole second, which leaves out
+        # what was pushed within it.
+        end = _num(time.time() + 60)
+        query = urllib.parse.urlencode({"match[]": '{__name__=~".+"}', "start": "0", "end": end})
+        status, body = self._request(f"/api/v1/export?{query}")
+        if status != 200:
+            raise DashgenError(self.name, f"export failed (HTTP {status}): {_tail(body.decode())}")
+        stored = []
+        for line in body.splitlines():
+            one = json.loads(line)
+            stored.append((dict(one["metric"]), float(one["values"][-1])))
+        return stored
 
 
 def window_end_ms() -> int:
@@ -561,7 +663,7 @@ def _tail(text: str, limit: int = 400) -> str:
     return (lines[-1] if lines else "(no output)")[-limit:]
 
 
-_RUNNING: set[_LocalServer] = set()
+_RUNNING: set[LocalServer] = set()
 
 
 @atexit.register

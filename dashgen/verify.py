@@ -122,7 +122,9 @@ def _families_from_the_app(config: Config) -> tuple[Family, ...]:
 
 @dataclass(frozen=True)
 class LiveOptions:
-    engine: str = "prometheus"
+    engine: str | None = None
+    """The embedded server; ``None``: the one the pipeline stores in (Prometheus, or
+    VictoriaMetrics for ``victoriametrics``)."""
     url: str | None = None
     token_env: str | None = None
 

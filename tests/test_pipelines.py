@@ -188,7 +188,11 @@ def test_each_translation_strategy_builds_what_that_server_stores(
     assert Strategy(strategy).escapes == bool(legacy)
 
 
-def test_grouping_by_an_untranslated_dotted_label_is_refused(project: Project) -> None:
+def test_grouping_by_an_untranslated_dotted_label_copies_it_to_a_name_by_can_take(
+    project: Project,
+) -> None:
+    """``by (http.route)`` is no PromQL before Prometheus 3 and ``by ("http.route")`` none
+    for VictoriaMetrics: the label is copied with label_replace, which both run."""
     project.write(
         "pyproject.toml",
         '[tool.dashgen]\nsources = "src"\npipeline = "otlp"\n'
@@ -197,14 +201,25 @@ def test_grouping_by_an_untranslated_dotted_label_is_refused(project: Project) -
     project.source(
         "m.py",
         "from dashgen import Counter, Dashboard, Row, hints\n"
-        "C = Counter('c', labels=['http.route'], hint=hints.Rate(by=['http.route']))\n"
+        "C = Counter('c', labels=['http.route', 'http_route'],\n"
+        "            hint=hints.Rate(by=['http.route']))\n"
         "D = Dashboard('D', rows=[Row('r', [C])])\n",
     )
     result = project.run("build")
     assert result.exit_code == 2
-    assert result.stderr.startswith(
-        "error: src/m.py:2: metric 'c': its label 'http.route' is stored as it is"
+    assert result.stderr == (
+        "error: src/m.py:2: metric 'c': its label 'http.route' cannot be grouped by: PromQL's "
+        "by (...) needs it copied to 'http_route', which the metric already has\n"
     )
+    project.source(
+        "m.py", project.root.joinpath("src/m.py").read_text().replace(", 'http_route'", "")
+    )
+    assert project.run("build").exit_code == 0
+    assert exprs(project.generated) == {
+        'sum by (http_route) (label_replace(rate(c[$__rate_interval]), "http_route", "$1", '
+        '"http.route", "(.*)"))'
+    }
+    assert project.run("verify").exit_code == 0
 
 
 def test_two_declarations_stored_under_one_otlp_name_collide(project: Project) -> None:
@@ -226,8 +241,8 @@ def test_an_unknown_pipeline_or_strategy_is_one_line(project: Project) -> None:
     result = project.run("build")
     assert (result.exit_code, result.stderr.count("\n")) == (2, 1)
     assert (
-        "pipeline must be one of prometheus-exporter, otlp, prometheus-client, scrape, got 'otel'"
-        in result.stderr
+        "pipeline must be one of prometheus-exporter, otlp, victoriametrics, prometheus-client, "
+        "scrape, got 'otel'" in result.stderr
     )
     project.write(
         "pyproject.toml",

@@ -384,8 +384,8 @@ ROWS: list[BadInput] = [
         pyproject("[tool.dashgen]\nsources = 'src'\nouput = 'gen'\n"),
         f"{PROJECT}/pyproject.toml: [tool.dashgen]: has unknown keys ['ouput'] (known: cache, "
         "dashboards_path, datasource_uid, exclude, external, instruments, output, pipeline, "
-        "prometheus_url, promote_resource_attributes, recorded, scrape, scrape_labels, "
-        "sources, translation_strategy, unrecorded)",
+        "prometheus_naming, prometheus_url, promote_resource_attributes, recorded, scrape, "
+        "scrape_labels, sources, translation_strategy, unrecorded)",
     ),
     BadInput(
         "tool-not-a-table",

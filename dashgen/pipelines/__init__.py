@@ -6,7 +6,9 @@ ran; adding one is a module here and a member of :class:`PipelineName`.
 
 - ``prometheus_exporter``: the Python pull exporter (``PrometheusMetricReader``), run for real;
 - ``otlp``: the real SDK and OTLP exporter, then the Prometheus OTLP translator's naming
-  (Prometheus 3, Mimir, Grafana Cloud, the Collector's Prometheus exporters).
+  (Prometheus 3, Mimir, Grafana Cloud, the Collector's Prometheus exporters);
+- ``victoriametrics``: the same OTLP payload posted to a real VictoriaMetrics, whose own
+  naming is read back from its API.
 
 Two more paths read the families from the app rather than from declarations, for verify:
 ``prometheus_client_registry`` (apps instrumented with prometheus_client) and
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 class PipelineName(StrEnum):
     PROMETHEUS_EXPORTER = "prometheus-exporter"
     OTLP = "otlp"
+    VICTORIAMETRICS = "victoriametrics"
     PROMETHEUS_CLIENT = "prometheus-client"
     SCRAPE = "scrape"
 
@@ -49,6 +52,8 @@ class Pipeline:
     """``otlp``: the server's ``translation_strategy``."""
     promote_resource_attributes: tuple[str, ...] = ()
     """``otlp``: resource attributes the server copies onto every series as labels."""
+    prometheus_naming: bool = False
+    """``victoriametrics``: its ``-opentelemetry.usePrometheusNaming`` flag."""
 
     def export(self, specs: Sequence[MetricSpec]) -> Exported:
         """The families this path makes of the declarations; its module is imported only
@@ -66,4 +71,7 @@ class Pipeline:
     def describe(self) -> str:
         if self.name is PipelineName.OTLP:
             return f"pipeline=otlp ({self.translation_strategy})"
+        if self.name is PipelineName.VICTORIAMETRICS:
+            naming = "true" if self.prometheus_naming else "false"
+            return f"pipeline=victoriametrics (prometheus_naming={naming})"
         return f"pipeline={self.name}"

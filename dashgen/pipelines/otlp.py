@@ -49,11 +49,24 @@ _NEVER = math.inf  # no export thread: the reader exports when flushed, and at s
 
 
 def export(specs: Sequence[MetricSpec], pipeline: Pipeline) -> Exported:
-    return _read(specs, _payload(specs), pipeline)
+    request = ExportMetricsServiceRequest()
+    request.ParseFromString(payload(specs))
+    return _read(specs, request, pipeline)
 
 
-def _payload(specs: Sequence[MetricSpec]) -> ExportMetricsServiceRequest:
-    """What the real exporter sends for the declarations, as the receiver got it."""
+def payload(specs: Sequence[MetricSpec]) -> bytes:
+    """What the real exporter sends for the declarations (an ``ExportMetricsServiceRequest``),
+    as the receiver got it; empty when it sent nothing (each declaration is then missing)."""
+    with sending_provider() as (provider, bodies):
+        trigger_all(provider, specs)
+        provider.force_flush()
+    return bodies[0] if bodies else b""  # the flush's export; shutdown's repeats it
+
+
+@contextmanager
+def sending_provider() -> Iterator[tuple[MeterProvider, list[bytes]]]:
+    """A MeterProvider whose every ``force_flush`` the real OTLP/HTTP exporter posts to a
+    receiver on 127.0.0.1, and the bodies the receiver got, in order."""
     with _receiver() as (url, bodies):
         exporter = OTLPMetricExporter(endpoint=url, timeout=10)
         reader = PeriodicExportingMetricReader(exporter, export_interval_millis=_NEVER)
@@ -61,14 +74,9 @@ def _payload(specs: Sequence[MetricSpec]) -> ExportMetricsServiceRequest:
             metric_readers=[reader], shutdown_on_exit=False, exemplar_filter=ALWAYS_OFF
         )
         try:
-            trigger_all(provider, specs)
-            provider.force_flush()
+            yield provider, bodies
         finally:
             provider.shutdown()
-    request = ExportMetricsServiceRequest()
-    if bodies:  # the flush's export; the one at shutdown repeats the same metrics
-        request.ParseFromString(bodies[0])
-    return request  # nothing sent: no metrics (each declaration is then reported missing)
 
 
 @contextmanager
