@@ -29,9 +29,11 @@ from prometheus_client.metrics_core import Metric as PromFamily
 
 from dashgen.capture import FACTORIES, PROVIDER, Snapshot, install_global
 from dashgen.config import load_config
+from dashgen.declare import MetricSpec
 from dashgen.errors import DashgenError
 from dashgen.families import Family
 from dashgen.hints import Kind
+from dashgen.pipelines import Pipeline
 from dashgen.pipelines.prometheus_client_registry import collectors
 from dashgen.recording import (
     DEFAULT_PATH,
@@ -210,8 +212,11 @@ def _recorded(snapshot: Snapshot, site: str, names: _Names) -> RecordedInstrumen
     )
 
 
-def export_callable(target: str, search_path: Path) -> CaptureExport:
-    """Run ``module:function`` under dashgen's provider and export what it created.
+def export_callable(
+    target: str, search_path: Path, pipeline: Pipeline | None = None
+) -> CaptureExport:
+    """Run ``module:function`` under dashgen's provider and export what it created, along
+    ``pipeline`` (default: the pull exporter, which the replay runs itself).
 
     The module is looked up from ``search_path`` (the project root) first, as the app's
     own test runner would find it.
@@ -243,7 +248,45 @@ def export_callable(target: str, search_path: Path) -> CaptureExport:
                 'collectors: use pipeline = "prometheus-client"',
             )
         raise DashgenError(target, "created no instruments through the global MeterProvider")
-    return export_snapshots(session.snapshots(), search_path)
+    if pipeline is None or pipeline == Pipeline():
+        return export_snapshots(session.snapshots(), search_path)
+    return export_on(pipeline, session.snapshots(), search_path)
+
+
+def export_on(pipeline: Pipeline, snapshots: Sequence[Snapshot], root: Path) -> CaptureExport:
+    """Plain OTel instruments on another export path: each instrument's name, kind, unit
+    and attribute keys, as a declaration would give them, through that path's real export.
+    Instruments of one name are one there too (their attribute keys united)."""
+    instruments = _one_per_instrument(snapshots)
+    specs: dict[str, MetricSpec] = {}
+    for snapshot in instruments:
+        keys = {key for attributes in snapshot.attribute_sets for key in attributes}
+        seen = specs.get(snapshot.name)
+        specs[snapshot.name] = MetricSpec(
+            name=snapshot.name,
+            kind=snapshot.kind if seen is None else seen.kind,
+            unit=snapshot.unit if seen is None else seen.unit,
+            description=snapshot.description,
+            labels=tuple(sorted(keys | set(seen.labels if seen else ()))),
+            buckets=None,
+            hints=(),
+            exclude_reason=None,
+            file=project_path(snapshot.file, root),
+            line=snapshot.line,
+        )
+    exported = pipeline.export(list(specs.values()))
+    recorded = []
+    measured: set[str] = set()
+    for snapshot in instruments:
+        family = exported.metrics[snapshot.name].family
+        names = _Names(family.name, family.type, set(family.samples), set(family.labels or ()))
+        site = f"{project_path(snapshot.file, root)}:{snapshot.line}"
+        recorded.append(_recorded(snapshot, site, names))
+        if snapshot.measurements:
+            measured.add(family.name)
+    # An instrument the app never recorded into proves no label set, as on the pull path.
+    families = [f if f.name in measured else replace(f, labels=None) for f in exported.families]
+    return CaptureExport(families, merge(recorded))
 
 
 def write_session(rootpath: Path, snapshots: Sequence[Snapshot]) -> dict[str, object]:

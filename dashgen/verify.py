@@ -73,7 +73,12 @@ def code_side(config: Config, directory: Path) -> CodeSide:
         from dashgen.replay import export_callable  # the OTel SDK: only this path needs it
 
         created = run_isolated(
-            config.instruments, "its instruments", export_callable, config.instruments, config.root
+            config.instruments,
+            "its instruments",
+            export_callable,
+            config.instruments,
+            config.root,
+            config.pipeline,
         )
         return CodeSide(
             tuple(created.families), None, instruments=created_instruments(created.instruments)

@@ -364,3 +364,31 @@ def test_declaration_marked_exclude_is_not_required_on_a_dashboard(project: Proj
     assert project.run("build").exit_code == 0
     code, items = findings(project)
     assert (code, items) == (0, [])
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "stored"),
+    [
+        (["--pipeline", "otlp"], "shop_stock_level"),
+        (["--pipeline", "victoriametrics"], "shop.stock.level"),
+    ],
+)
+def test_adoption_mode_follows_the_pipeline(
+    plain_app: tuple[Project, str], pipeline: list[str], stored: str
+) -> None:
+    """Plain OTel instruments on another export path get that path's names: the hand-written
+    dashboard (pull-exporter names) holds on otlp, which names these alike, and is dead on a
+    VictoriaMetrics that keeps names as sent."""
+    project, target = plain_app
+    code, items = findings(
+        project, str(project.root / "dashboards"), "--instruments", target, *pipeline
+    )
+    found = kinds_and_subjects(items)
+    if stored == "shop_stock_level":
+        # The OTLP translator names these as the pull exporter does, units and all.
+        assert (code, found) == (0, set())
+    else:
+        assert code == 1
+        assert ("unknown-metric", "shop_orders_total") in found
+        assert ("unpanelled-family", "shop.orders") in found
+        assert ("unpanelled-family", stored) in found
