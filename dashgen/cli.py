@@ -68,6 +68,16 @@ PipelineOption = Annotated[
         show_default=False,
     ),
 ]
+ExcludeOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--exclude",
+        metavar="GLOB",
+        help="Leave out dashboard files whose path under the dir matches (* also crosses /); "
+        "repeatable [default: [tool.dashgen] exclude_dashboards].",
+        show_default=False,
+    ),
+]
 ConfigDirOption = Annotated[
     Path,
     typer.Option(
@@ -283,6 +293,7 @@ def verify(
     sources: SourcesOption = None,
     output: OutputOption = None,
     pipeline: PipelineOption = None,
+    exclude: ExcludeOption = None,
     no_cache: NoCacheOption = False,
     project: ConfigDirOption = Path("."),
 ) -> None:
@@ -304,6 +315,7 @@ def verify(
             scrape=scrape,
             recorded=recorded.resolve() if recorded else None,
             pipeline=pipeline,
+            exclude_dashboards=exclude,
             cache=False if no_cache else None,
         )
         directory = dashboards if dashboards is not None else config.output
@@ -347,6 +359,7 @@ def coverage(
     ] = None,
     instruments: InstrumentsOption = None,
     sources: SourcesOption = None,
+    exclude: ExcludeOption = None,
     project: ConfigDirOption = Path("."),
 ) -> None:
     """Report what the recorded test run really recorded, in the manner of coverage.py.
@@ -361,6 +374,7 @@ def coverage(
             sources=sources,
             instruments=instruments,
             recorded=recording.resolve() if recording else None,
+            exclude_dashboards=exclude,
         )
         report = recording_coverage(config, dashboards if dashboards is not None else config.output)
     out.print(render_table(report), markup=False, highlight=False)

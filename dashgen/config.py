@@ -32,6 +32,8 @@ class Config:
     scrape_labels: frozenset[str] = DEFAULT_SCRAPE_LABELS
     external: tuple[ExternalMetric, ...] = ()
     exclude: Mapping[str, str] = field(default_factory=dict)
+    exclude_dashboards: tuple[str, ...] = ()
+    """Globs of dashboard files verify leaves out, relative to the dashboards dir."""
     recorded: Path | None = None
     """A recording of the app's test run (``pytest --dashgen-record``) for verify to use."""
     unrecorded: Mapping[str, str] = field(default_factory=dict)
@@ -101,6 +103,7 @@ def load_config(start: Path, overrides: Mapping[str, Any] | None = None) -> Conf
             for e in table.get("external", [])
         ),
         exclude=dict(table.get("exclude", {})),
+        exclude_dashboards=tuple(table.get("exclude_dashboards", ())),
         recorded=root / table["recorded"] if "recorded" in table else None,
         unrecorded={name: reason.strip() for name, reason in table.get("unrecorded", {}).items()},
         pipeline=Pipeline(

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import NamedTuple
 
-from dashgen.dashboards import DashboardQueries, ParsedTarget, Target
+from dashgen.dashboards import PANEL, DashboardQueries, ParsedTarget, Target
 from dashgen.errors import DashgenError
 from dashgen.families import Family
 from dashgen.promql import QueryRefs, Selector
@@ -38,6 +38,7 @@ UNKNOWN_LABEL = "unknown-label"
 UNPANELLED_FAMILY = "unpanelled-family"
 UNPARSABLE_QUERY = "unparsable-query"
 UNMATCHED_REGEX = "unmatched-regex"
+UNREADABLE_FILE = "unreadable-file"
 # Produced by the build/verify front end from the generated files, not by check_contract.
 STALE_FILE = "stale-file"
 MISSING_FILE = "missing-file"
@@ -94,6 +95,8 @@ class Finding:
     subject: str
     message: str
     hint: str
+    place: str = PANEL
+    """What ``panel`` names: a panel, a library panel, a variable or an annotation."""
 
     @classmethod
     def at(cls, target: Target, kind: str, subject: str, message: str, hint: str) -> Finding:
@@ -107,6 +110,7 @@ class Finding:
             subject=subject,
             message=message,
             hint=hint,
+            place=target.place,
         )
 
     def sort_key(self) -> tuple[str, ...]:
@@ -146,13 +150,33 @@ class VerifyResult:
 
 
 def check_contract(
-    dashboards: Sequence[DashboardQueries], families: Sequence[Family], rules: ContractRules
+    dashboards: Sequence[DashboardQueries],
+    families: Sequence[Family],
+    rules: ContractRules,
+    notes: Sequence[str] = (),
 ) -> VerifyResult:
-    """Compare every parsed target with the exported families and return all findings."""
+    """Compare every parsed target with the exported families and return all findings;
+    ``notes`` (files that hold no dashboard) join the info lines."""
     checker = _Checker(_Exported(families, rules), rules)
+    checker.info.update(notes)
     targets = parsed = 0
     skipped_reasons: Counter[str] = Counter()
     for dash in dashboards:
+        if dash.error is not None:
+            checker.findings.add(
+                Finding(
+                    kind=UNREADABLE_FILE,
+                    file=dash.file,
+                    dashboard="",
+                    panel="",
+                    ref_id="",
+                    subject=dash.file,
+                    message=dash.error,
+                    hint="fix the file, or exclude it (--exclude, [tool.dashgen] "
+                    "exclude_dashboards); the other dashboards were checked",
+                )
+            )
+            continue
         for parsed_target in dash.targets:
             targets += 1
             parsed += parsed_target.refs is not None
@@ -162,7 +186,7 @@ def check_contract(
     checker.check_unpanelled(families)
     return VerifyResult(
         findings=tuple(sorted(checker.findings, key=Finding.sort_key)),
-        dashboards=len(dashboards),
+        dashboards=sum(dash.error is None for dash in dashboards),
         targets=targets,
         parsed=parsed,
         skipped=sum(skipped_reasons.values()),

@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dashgen.errors import DashgenError
-from dashgen.promql import PromQLError, QueryRefs, extract_refs, substitute_variables
+from dashgen.promql import (
+    PromQLError,
+    QueryRefs,
+    extract_refs,
+    substitute_variables,
+    variable_query_refs,
+)
 
 DEFAULT_DATASOURCE = "prometheus"
 """Type assumed when nothing names one: dashboards with PromQL exprs default to Prometheus."""
@@ -61,9 +67,21 @@ _JSON_TYPES = {
 }
 
 
+NOT_A_DASHBOARD = "not a Grafana dashboard"
+PANEL = "panel"
+LIBRARY_PANEL = "library panel"
+VARIABLE = "variable"
+ANNOTATION = "annotation"
+
+
 @dataclass(frozen=True)
 class Target:
-    """One query of one panel, with where it comes from for reports."""
+    """One query a dashboard runs, with where it comes from for reports.
+
+    ``place`` says what holds it: a panel (``panel`` is its title), a library panel kept
+    in the file, a template variable or an annotation (``panel`` is its name). A
+    variable's ``expr`` is its query as Grafana takes it (``label_values(x, route)``).
+    """
 
     file: str
     dashboard: str
@@ -73,6 +91,12 @@ class Target:
     expr: str
     legend: str
     datasource: str
+    place: str = PANEL
+
+    @property
+    def runs_as_promql(self) -> bool:
+        """Whether Grafana sends ``expr`` to the server as a PromQL query."""
+        return self.place != VARIABLE
 
 
 @dataclass(frozen=True)
@@ -105,47 +129,49 @@ class DashboardQueries:
     skipped: tuple[SkippedTarget, ...]
     values: Mapping[str, str] = field(default_factory=dict)
     """Template variable -> the value a live query uses: its All value, else its first."""
-
-
-def read_dashboards(directory: Path, root: Path | None = None) -> list[DashboardQueries]:
-    """Every ``*.json`` directly in ``directory``, sorted by name.
-
-    File names in the results are relative to ``root``, by default ``directory`` itself.
-    """
-    return [
-        read_dashboard(path, directory if root is None else root) for path in paths_in(directory)
-    ]
-
-
-def paths_in(directory: Path) -> list[Path]:
-    """The dashboard files of ``directory``, sorted by name."""
-    if not directory.is_dir():
-        raise DashgenError(directory.as_posix(), "not a directory")
-    return sorted((p for p in directory.glob("*.json") if p.is_file()), key=lambda p: p.name)
+    error: str | None = None
+    """Why the file (or the entry of a YAML file) could not be read; nothing else is set."""
 
 
 def read_dashboard(path: Path, root: Path) -> DashboardQueries:
-    """Read one dashboard file; raises :class:`DashgenError` when it is not one."""
+    """Read one dashboard JSON file; raises :class:`DashgenError` when it is not one."""
+    file = shown_path(path, root)
+    return dashboard_queries(load_dashboard(_read_text(path, file), file), file)
+
+
+def shown_path(path: Path, root: Path) -> str:
+    """How reports name ``path``: relative to ``root`` when under it."""
     try:
-        file = path.relative_to(root).as_posix()
+        return path.relative_to(root).as_posix()
     except ValueError:
-        file = path.as_posix()
-    dashboard = _load(path, file)
+        return path.as_posix()
+
+
+def dashboard_queries(dashboard: dict[str, object], file: str) -> DashboardQueries:
+    """Every query of a loaded dashboard, parsed: panels (library panels kept in the file
+    included), template variables and annotations, in that order."""
     title = _text(dashboard.get("title"))
     variables = _datasource_variables(dashboard)
     panels: list[str] = []
     parsed: list[ParsedTarget] = []
     skipped: list[SkippedTarget] = []
-    for panel in _panels(dashboard, file):
+    found: list[tuple[Target, str | None]] = []
+    for place, panel in _panels(dashboard, file):
         panels.append(_text(panel.get("title")))
-        for target, reason in _targets(panel, file, title, variables):
-            if reason is not None:
-                skipped.append(SkippedTarget(target, reason))
-                continue
-            try:
-                refs = extract_refs(substitute_variables(target.expr))
-            except PromQLError as error:
-                parsed.append(ParsedTarget(target, None, str(error)))
+        found.extend(_targets(panel, file, title, variables, place))
+    found.extend(_variable_targets(dashboard, file, title, variables))
+    found.extend(_annotation_targets(dashboard, file, title, variables))
+    for target, reason in found:
+        if reason is not None:
+            skipped.append(SkippedTarget(target, reason))
+            continue
+        try:
+            refs = _refs(target)
+        except PromQLError as error:
+            parsed.append(ParsedTarget(target, None, str(error)))
+        else:
+            if refs is None:
+                skipped.append(SkippedTarget(target, "label_names() lists every label"))
             else:
                 parsed.append(ParsedTarget(target, refs, None))
     return DashboardQueries(
@@ -159,8 +185,76 @@ def read_dashboard(path: Path, root: Path) -> DashboardQueries:
     )
 
 
+def _refs(target: Target) -> QueryRefs | None:
+    if target.place == VARIABLE:
+        return variable_query_refs(target.expr)
+    return extract_refs(substitute_variables(target.expr))
+
+
+def _variable_targets(
+    dashboard: dict[str, object], file: str, title: str, variables: dict[str, str]
+) -> Iterator[tuple[Target, str | None]]:
+    """The query of each ``query`` template variable: the string form, or the object form
+    Grafana 10 and later save (``{"query": "label_values(...)", "refId": ...}``)."""
+    for entry in _template_entries(dashboard):
+        if entry.get("type") != "query":
+            continue
+        query = entry.get("query")
+        if isinstance(query, dict):
+            query = query.get("query") or entry.get("definition")
+        if not isinstance(query, str) or not query.strip():
+            continue
+        datasource = _resolve(entry.get("datasource"), variables) or DEFAULT_DATASOURCE
+        target = Target(
+            file=file,
+            dashboard=title,
+            panel=f"${_text(entry.get('name'))}",
+            panel_id=None,
+            ref_id="",
+            expr=query,
+            legend="",
+            datasource=datasource,
+            place=VARIABLE,
+        )
+        yield target, _skip_reason(datasource, query)
+
+
+def _annotation_targets(
+    dashboard: dict[str, object], file: str, title: str, variables: dict[str, str]
+) -> Iterator[tuple[Target, str | None]]:
+    """The PromQL of each annotation that has one (``expr``, or ``target.expr``); the
+    built-in "Annotations & Alerts" has none."""
+    annotations = dashboard.get("annotations")
+    entries = annotations.get("list") if isinstance(annotations, dict) else None
+    for entry in entries if isinstance(entries, list) else ():
+        if not isinstance(entry, dict):
+            continue
+        inner = entry.get("target")
+        inner = inner if isinstance(inner, dict) else {}
+        expr = entry.get("expr") or inner.get("expr")
+        if not isinstance(expr, str) or not expr.strip():
+            continue
+        datasource = (
+            _resolve(inner.get("datasource"), variables)
+            or _resolve(entry.get("datasource"), variables)
+            or DEFAULT_DATASOURCE
+        )
+        target = Target(
+            file=file,
+            dashboard=title,
+            panel=_text(entry.get("name")),
+            panel_id=None,
+            ref_id=_text(inner.get("refId")),
+            expr=expr,
+            legend="",
+            datasource=datasource,
+            place=ANNOTATION,
+        )
+        yield target, _skip_reason(datasource, expr)
+
+
 def _targets(
-    panel: dict[str, object], file: str, dashboard: str, variables: dict[str, str]
+    panel: dict[str, object], file: str, dashboard: str, variables: dict[str, str], place: str
 ) -> Iterator[tuple[Target, str | None]]:
     """Each target of ``panel`` with its resolved datasource, and why to skip it (or None)."""
     title = _text(panel.get("title"))
@@ -188,20 +282,24 @@ def _targets(
             expr=_text(expr),
             legend=_text(raw.get("legendFormat")),
             datasource=datasource,
+            place=place,
         )
         yield target, _skip_reason(datasource, expr)
 
 
-def _load(path: Path, file: str) -> dict[str, object]:
-    """The dashboard object in ``path``, unwrapped from the API export form if needed."""
+def _read_text(path: Path, file: str) -> str:
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        return path.read_bytes().decode("utf-8-sig")
     except OSError as error:
         raise DashgenError(file, f"cannot read: {error.strerror}") from None
     except UnicodeDecodeError as error:
         raise DashgenError(
             file, f"not UTF-8: byte 0x{error.object[error.start]:02x} at offset {error.start}"
         ) from None
+
+
+def load_dashboard(text: str, file: str) -> dict[str, object]:
+    """The dashboard object in JSON ``text``, unwrapped from the API export form if needed."""
     try:
         data: object = json.loads(text)
     except json.JSONDecodeError as error:
@@ -222,20 +320,27 @@ def _load(path: Path, file: str) -> dict[str, object]:
         data = wrapped if isinstance(wrapped, dict) else data
     if not isinstance(data, dict):
         found = _JSON_TYPES[type(data)]
-        raise DashgenError(file, f"not a Grafana dashboard: the top level is {found}")
+        raise DashgenError(file, f"{NOT_A_DASHBOARD}: the top level is {found}")
     if "panels" not in data and "rows" not in data:
-        raise DashgenError(file, "not a Grafana dashboard: no 'panels' or 'rows'")
+        raise DashgenError(file, f"{NOT_A_DASHBOARD}: no 'panels' or 'rows'")
     return data
 
 
-def _panels(dashboard: dict[str, object], file: str) -> Iterator[dict[str, object]]:
-    """Every non-row panel in display order: top-level, inside rows, or in legacy rows."""
+def _panels(dashboard: dict[str, object], file: str) -> Iterator[tuple[str, dict[str, object]]]:
+    """Every non-row panel in display order (top-level, inside rows, or in legacy rows),
+    then the library panels the file keeps in ``__elements`` (the export form)."""
     for key in ("panels", "rows"):
         for item in _objects(dashboard.get(key), key, file):
             if key == "rows" or item.get("type") == "row":
-                yield from _objects(item.get("panels"), f"{key}[].panels", file)
+                for panel in _objects(item.get("panels"), f"{key}[].panels", file):
+                    yield PANEL, panel
             else:
-                yield item
+                yield PANEL, item
+    elements = dashboard.get("__elements")
+    for element in elements.values() if isinstance(elements, dict) else ():
+        model = element.get("model") if isinstance(element, dict) else None
+        if isinstance(model, dict):
+            yield LIBRARY_PANEL, {"title": element.get("name"), **model}
 
 
 def _objects(value: object, key: str, file: str) -> list[dict[str, object]]:
@@ -259,11 +364,9 @@ def _variable_values(dashboard: dict[str, object]) -> dict[str, str]:
     for multi-value matchers), else the current or first option. Malformed entries are
     ignored: a live query then keeps the variable and the server reports it.
     """
-    templating = dashboard.get("templating")
-    entries = templating.get("list") if isinstance(templating, dict) else None
     values: dict[str, str] = {}
-    for entry in entries if isinstance(entries, list) else []:
-        if not isinstance(entry, dict) or entry.get("type") == "datasource":
+    for entry in _template_entries(dashboard):
+        if entry.get("type") == "datasource":
             continue
         name = entry.get("name")
         if not isinstance(name, str):
@@ -271,7 +374,8 @@ def _variable_values(dashboard: dict[str, object]) -> dict[str, str]:
         if entry.get("includeAll"):
             values[name] = _text(entry.get("allValue")) or ".*"
             continue
-        candidates = [entry.get("current"), *(entry.get("options") or [])]
+        options = entry.get("options")
+        candidates = [entry.get("current"), *(options if isinstance(options, list) else [])]
         for candidate in candidates:
             value = candidate.get("value") if isinstance(candidate, dict) else None
             value = value[0] if isinstance(value, list) and value else value
@@ -285,6 +389,13 @@ def _variable_values(dashboard: dict[str, object]) -> dict[str, str]:
     return values
 
 
+def _template_entries(dashboard: dict[str, object]) -> list[dict[str, object]]:
+    """The template variables that are objects; malformed ones are ignored."""
+    templating = dashboard.get("templating")
+    entries = templating.get("list") if isinstance(templating, dict) else None
+    return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+
+
 def _datasource_variables(dashboard: dict[str, object]) -> dict[str, str]:
     """Variable name -> plugin type, from datasource template variables and ``__inputs``.
 
@@ -292,10 +403,8 @@ def _datasource_variables(dashboard: dict[str, object]) -> dict[str, str]:
     the same name. Malformed entries are ignored: these are only hints.
     """
     variables: dict[str, str] = {}
-    templating = dashboard.get("templating")
-    entries = templating.get("list") if isinstance(templating, dict) else None
-    for entry in entries if isinstance(entries, list) else ():
-        if isinstance(entry, dict) and entry.get("type") == "datasource":
+    for entry in _template_entries(dashboard):
+        if entry.get("type") == "datasource":
             name, plugin = entry.get("name"), entry.get("query")
             if isinstance(name, str) and isinstance(plugin, str) and plugin:
                 variables[name] = plugin

@@ -127,10 +127,16 @@ def run_queries(
     window: Window,
     progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> tuple[TargetOutcome, ...]:
-    """Every parsed target of every dashboard through ``engine``; unparsable ones are
-    left to the static check, which already reports them."""
+    """Every parsed PromQL target of every dashboard (panels and annotations; a variable's
+    ``label_values(...)`` is no PromQL) through ``engine``; unparsable ones are left to the
+    static check, which already reports them."""
     types = {sample: family.type for family in families for sample in family.samples}
-    targets = [(d, t) for d in dashboards for t in d.targets if t.refs is not None]
+    targets = [
+        (d, t)
+        for d in dashboards
+        for t in d.targets
+        if t.refs is not None and t.target.runs_as_promql
+    ]
     outcomes = []
     for done, (dashboard, parsed) in enumerate(targets, start=1):
         query = interpolate(parsed.target.expr, {**window.builtins(), **dashboard.values})

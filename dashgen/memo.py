@@ -17,7 +17,7 @@ import hashlib
 import json
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -25,11 +25,19 @@ from typing import TYPE_CHECKING, Any
 
 import promql_parser
 
-from dashgen import dashboards, promql
+from dashgen import dashboard_files, dashboards, promql
 from dashgen.cache import read_entry, write_entry
 from dashgen.catalog import Catalog
 from dashgen.config import Config, remember_valid_table
-from dashgen.dashboards import DashboardQueries, paths_in, read_dashboard, read_dashboards
+from dashgen.dashboard_files import (
+    DashboardSet,
+    LeftOut,
+    collected,
+    dashboard_paths,
+    read_dashboards,
+    read_file,
+)
+from dashgen.dashboards import DashboardQueries
 from dashgen.families import Family
 from dashgen.isolate import dumps_plain, loads_plain
 from dashgen.write import digest
@@ -212,31 +220,42 @@ _FIELDS: dict[type, tuple[str, ...]] = {}
 
 
 def remembered_dashboards(
-    directory: Path, root: Path, cache: Path | None
-) -> list[DashboardQueries]:
+    directory: Path,
+    root: Path,
+    cache: Path | None,
+    exclude: Sequence[str] = (),
+    allow_empty: bool = False,
+) -> DashboardSet:
     """What :func:`read_dashboards` gives, with each file's queries remembered by the digest
     of its exact bytes (and of the parsing code): parsing the JSON and every PromQL query is
     most of a verify of an unchanged project. A file that does not read is never remembered."""
     if cache is None:
-        return read_dashboards(directory, root)
-    code = [_stat(module.__file__ or "") for module in (dashboards, promql, promql_parser)]
-    found = []
-    for path in paths_in(directory):
-        try:
-            data = path.read_bytes()
-        except OSError:
-            found.append(read_dashboard(path, root))  # its own error message
-            continue
-        stamp = hashlib.sha256(json.dumps([_FORMAT, str(path), code]).encode() + data).digest()
-        entry = f"dashboards/{hashlib.sha256(str(path).encode()).hexdigest()[:32]}"
-        stored = read_entry(cache, entry)
-        if stored is not None and stored.startswith(stamp):
+        return read_dashboards(directory, root, exclude, allow_empty)
+    code = [
+        _stat(module.__file__ or "")
+        for module in (dashboards, dashboard_files, promql, promql_parser)
+    ]
+    paths, notes = dashboard_paths(directory, exclude)
+
+    def each_file() -> Iterator[tuple[list[DashboardQueries], LeftOut | None]]:
+        for path in paths:
             try:
-                found.append(loads_plain(stored[len(stamp) :]))
+                data = path.read_bytes()
+            except OSError:
+                yield read_file(path, root)  # its own error message
                 continue
-            except Exception:  # a format this version cannot read: parse afresh
-                pass
-        queries = read_dashboard(path, root)
-        write_entry(cache, entry, stamp + dumps_plain(queries))
-        found.append(queries)
-    return found
+            stamp = hashlib.sha256(json.dumps([_FORMAT, str(path), code]).encode() + data).digest()
+            entry = f"dashboards/{hashlib.sha256(str(path).encode()).hexdigest()[:32]}"
+            stored = read_entry(cache, entry)
+            if stored is not None and stored.startswith(stamp):
+                try:
+                    yield loads_plain(stored[len(stamp) :])
+                    continue
+                except Exception:  # a format this version cannot read: parse afresh
+                    pass
+            found = read_file(path, root)
+            if all(queries.error is None for queries in found[0]):
+                write_entry(cache, entry, stamp + dumps_plain(found))
+            yield found
+
+    return collected(directory, each_file(), notes, allow_empty)

@@ -33,6 +33,10 @@ PLACEHOLDER = "__dashgen_var"
 
 _DURATION = "5m"
 _NUMBER = "1"
+# What stands in for a variable that names an aggregation or a function.
+_AGGREGATION = "sum"
+_FUNCTION_OF_RANGE = "last_over_time"
+_GROUPING_WORD = re.compile(r"(?:by|without)\s*\(", re.IGNORECASE)
 
 # Grafana's own three variable syntaxes: $var, ${var[.field][:format]}, [[var[:format]]].
 _VARIABLE = re.compile(r"\$\w+|\$\{\w+(?:\.[^:}]*)?(?::[^}]*)?\}|\[\[\w+(?::\w+)?\]\]")
@@ -84,6 +88,8 @@ class QueryRefs:
     """Metric names read by ``rate``/``irate``/``increase``/``resets``: counters only."""
     quantiles_without_le: int = 0
     """``histogram_quantile`` calls whose buckets are aggregated away from ``le``."""
+    labels_on_any_family: frozenset[str] = frozenset()
+    """Labels that must be on some exported family (``label_values(route)``)."""
 
 
 def _is_name_char(char: str) -> bool:
@@ -137,6 +143,9 @@ def _replacement(expr: str, start: int, end: int, context: str) -> str:
     offset_at = prev if prev_char == "-" else start
     if _word_before(expr, offset_at) == "offset":
         return _DURATION
+    if found is not None and (next_char == "(" or _GROUPING_WORD.match(expr, found.start())):
+        # `$agg by (x) (...)`, `${fn}(x[5m])`: an aggregation or a function from a variable.
+        return _FUNCTION_OF_RANGE if _call_takes_range(expr, found.start()) else _AGGREGATION
     if next_char in ("{", "[") or (prev_char == "" and next_char == ""):
         return name
     if prev_char == "(" and next_char == ")":
@@ -148,6 +157,22 @@ def _replacement(expr: str, start: int, end: int, context: str) -> str:
         if word and word != "vector":
             return name
     return _NUMBER
+
+
+def _call_takes_range(expr: str, start: int) -> bool:
+    """Whether the call whose ``(`` is at ``start`` has a range vector as last argument
+    (``${fn}(x[5m])``); for ``$agg by (x) (...)`` it looks at the grouping's call."""
+    depth = 0
+    for index in range(start, len(expr)):
+        char = expr[index]
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth == 0:
+                before = _prev_index(expr, index)
+                return before >= 0 and expr[before] == "]"
+    return False
 
 
 def substitute_variables(expr: str) -> str:
@@ -330,3 +355,68 @@ def extract_refs(expr: str) -> QueryRefs:
         counter_inputs=frozenset(found.counter_inputs),
         quantiles_without_le=found.quantiles_without_le,
     )
+
+
+# Grafana's Prometheus variable functions: label_values(label), label_values(series, label),
+# label_names(), metrics(regex), query_result(expr). Anything else is a series query.
+_VARIABLE_FUNCTION = re.compile(
+    r"\s*(label_values|label_names|metrics|query_result)\s*\((.*)\)\s*", re.DOTALL
+)
+
+
+def variable_query_refs(query: str) -> QueryRefs | None:
+    """What a template variable's query needs to exist; ``None`` when it needs nothing
+    (``label_names()`` lists whatever labels there are). Raises :class:`PromQLError`."""
+    function = _VARIABLE_FUNCTION.fullmatch(query)
+    if function is None:
+        return extract_refs(substitute_variables(query))  # a series query: {job="x"}
+    name, argument = function.group(1), function.group(2).strip()
+    if name == "query_result":
+        return extract_refs(substitute_variables(argument))
+    if name == "label_names":
+        return extract_refs(substitute_variables(argument)) if argument else None
+    if name == "metrics":
+        # Grafana keeps the names its regex finds anywhere in them, unanchored.
+        searched = Selector(None, f".*(?:{argument}).*", False, frozenset())
+        return (
+            None
+            if _VARIABLE.search(argument)
+            else QueryRefs((searched,), frozenset(), frozenset(), False)
+        )
+    series, _, label = _split_last_argument(argument)
+    label = label.strip()
+    named = frozenset() if _VARIABLE.search(label) else frozenset({label})
+    if not series.strip():  # label_values(route): the label of any series
+        return QueryRefs((), frozenset(), frozenset(), False, labels_on_any_family=named)
+    refs = extract_refs(substitute_variables(series))
+    return QueryRefs(
+        refs.selectors,
+        refs.grouping_labels | named,
+        refs.introduced_labels,
+        refs.placeholder_metric,
+        refs.counter_inputs,
+        refs.quantiles_without_le,
+    )
+
+
+def _split_last_argument(arguments: str) -> tuple[str, str, str]:
+    """``('up{a="1,2"}', ',', 'job')`` from ``up{a="1,2"}, job``: the last comma outside
+    brackets and string literals; ``('', '', arguments)`` when there is none."""
+    depth = 0
+    last = -1
+    index = 0
+    while index < len(arguments):
+        char = arguments[index]
+        if char in _STRING_END:
+            index = _string_end(arguments, index)
+            continue
+        if char in "({[":
+            depth += 1
+        elif char in ")}]":
+            depth -= 1
+        elif char == "," and depth == 0:
+            last = index
+        index += 1
+    if last < 0:
+        return "", "", arguments
+    return arguments[:last], ",", arguments[last + 1 :]

@@ -102,10 +102,11 @@ def exported_families(pytestconfig: pytest.Config) -> tuple[Family, ...]:
 @pytest.fixture(scope="session")
 def dashboard_queries(pytestconfig: pytest.Config) -> list[DashboardQueries]:
     """Every dashboard's targets, PromQL parsed, from the configured dashboards dir."""
-    from dashgen.dashboards import read_dashboards
+    from dashgen.dashboard_files import read_dashboards
 
     dashgen = _dashgen_config(pytestconfig)
-    return read_dashboards(_dashboards_dir(pytestconfig, dashgen), dashgen.root)
+    directory = _dashboards_dir(pytestconfig, dashgen)
+    return list(read_dashboards(directory, dashgen.root, dashgen.exclude_dashboards).dashboards)
 
 
 class ContractFailure(Exception):
@@ -119,14 +120,14 @@ class ContractItem(pytest.Item):
 
     def runtest(self) -> None:
         from dashgen.contract import check_contract
-        from dashgen.dashboards import read_dashboards
+        from dashgen.dashboard_files import read_dashboards
         from dashgen.verify import code_side
 
         dashgen = _dashgen_config(self.config)
         directory = _dashboards_dir(self.config, dashgen)
         code = code_side(dashgen, directory)
-        dashboards = read_dashboards(directory, dashgen.root)
-        result = check_contract(dashboards, code.families, code.rules(dashgen))
+        found = read_dashboards(directory, dashgen.root, dashgen.exclude_dashboards)
+        result = check_contract(found.dashboards, code.families, code.rules(dashgen), found.notes)
         if not result.ok:
             raise ContractFailure(result)
 

@@ -20,7 +20,10 @@ spaces, and the same result always gives the same text::
           "kind": str,                   # e.g. "unknown-metric", see dashgen.contract
           "file": str,                   # dashboard file, "" for family-level findings
           "dashboard": str,              # dashboard title, "" when not about one dashboard
-          "panel": str,                  # panel title, "" when not about one panel
+          "panel": str,                  # panel title (variable or annotation name),
+                                         #   "" when not about one panel
+          "place": str,                  # what "panel" names: panel, library panel,
+                                         #   variable or annotation
           "ref_id": str,                 # target refId, "" when not about one target
           "subject": str,                # the metric, label, regex, family or file
           "message": str,                # one line: what is wrong
@@ -147,10 +150,10 @@ def _file_lines(file: str, findings: list[Finding]) -> list[Text]:
     if findings[0].dashboard:
         header.append(f"  {findings[0].dashboard}")
     lines = [header]
-    for panel, group in groupby(findings, attrgetter("panel")):
+    for (place, panel), group in groupby(findings, attrgetter("place", "panel")):
         indent = "  "
         if panel:
-            lines.append(Text(f'  panel "{panel}"'))
+            lines.append(Text(f'  {place} "{panel}"'))
             indent = "    "
         for finding in group:
             line = Text(indent)

@@ -32,7 +32,7 @@ from dashgen.coverage import (
     measure,
     with_recording,
 )
-from dashgen.dashboards import read_dashboards
+from dashgen.dashboard_files import read_dashboards
 from dashgen.errors import DashgenError
 from dashgen.families import Family
 from dashgen.isolate import run_isolated
@@ -154,10 +154,14 @@ def verify(
     if not directory.is_dir():
         raise DashgenError(str(directory), "dashboards dir not found")
     code = code_side(config, directory)
-    dashboards = remembered_dashboards(directory.resolve(), config.root, config.cache)
+    is_output = directory.resolve() == config.output.resolve()
+    found = remembered_dashboards(
+        directory.resolve(), config.root, config.cache, config.exclude_dashboards, is_output
+    )
+    dashboards = found.dashboards
     recording = read_recording(config.recorded) if config.recorded else None
     families = code.families if recording is None else learn_labels(code.families, recording)
-    static = check_contract(dashboards, families, code.rules(config))
+    static = check_contract(dashboards, families, code.rules(config), found.notes)
     if recording is not None:
         coverage = measure(code.instruments, recording, dashboards, config.unrecorded)
         static = with_recording(static, coverage, dashboards)
@@ -228,8 +232,8 @@ def recording_coverage(config: Config, directory: Path) -> Coverage:
         raise DashgenError(str(directory), "dashboards dir not found")
     has_code = config.instruments or config.sources.is_dir()
     code = code_side(config, directory).instruments if has_code else ()
-    dashboards = read_dashboards(directory.resolve(), config.root)
-    return measure(code, recording, dashboards, config.unrecorded)
+    found = read_dashboards(directory.resolve(), config.root, config.exclude_dashboards)
+    return measure(code, recording, found.dashboards, config.unrecorded)
 
 
 def _with_drift(

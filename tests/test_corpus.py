@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from dashgen.dashboards import DashboardQueries, read_dashboards
+from dashgen.dashboard_files import read_dashboards
+from dashgen.dashboards import DashboardQueries, ParsedTarget
 
 CORPUS = Path(__file__).parent / "corpus"
 
@@ -92,18 +93,26 @@ EXPECTED_FAILURES = {
     ("vm-vmanomaly-default.json", "Anomalous Time Series", "as_share"),
     ("vm-vmanomaly-default.json", "Anomalous Time Series", "as_absolute"),
     ("vm-vmanomaly-default.json", "Raw Metric Values ($output_series)", "raw_metrics_data"),
+    # Annotation "version": `sum(...) offset $__interval`, an offset on an aggregation.
+    ("vm-vmagent.json", "version", ""),
+    ("vm-vmalert.json", "version", ""),
 }
 
 
 @pytest.fixture(scope="module")
 def corpus() -> dict[str, DashboardQueries]:
-    return {d.file: d for d in read_dashboards(CORPUS / "dashboards")}
+    return {d.file: d for d in read_dashboards(CORPUS / "dashboards").dashboards}
+
+
+def panel_targets(dashboard: DashboardQueries) -> list[ParsedTarget]:
+    """The names below were read from the panels; variables have their own test."""
+    return [t for t in dashboard.targets if t.target.place == "panel"]
 
 
 def metrics(dashboard: DashboardQueries) -> set[str]:
     return {
         s.metric
-        for t in dashboard.targets
+        for t in panel_targets(dashboard)
         if t.refs
         for s in t.refs.selectors
         if s.metric is not None
@@ -113,7 +122,7 @@ def metrics(dashboard: DashboardQueries) -> set[str]:
 def regexes(dashboard: DashboardQueries) -> set[str]:
     return {
         s.name_regex
-        for t in dashboard.targets
+        for t in panel_targets(dashboard)
         if t.refs
         for s in t.refs.selectors
         if s.name_regex is not None
@@ -122,12 +131,16 @@ def regexes(dashboard: DashboardQueries) -> set[str]:
 
 def selector_labels(dashboard: DashboardQueries) -> set[str]:
     return {
-        label for t in dashboard.targets if t.refs for s in t.refs.selectors for label in s.labels
+        label
+        for t in panel_targets(dashboard)
+        if t.refs
+        for s in t.refs.selectors
+        for label in s.labels
     }
 
 
 def grouping_labels(dashboard: DashboardQueries) -> set[str]:
-    return {label for t in dashboard.targets if t.refs for label in t.refs.grouping_labels}
+    return {label for t in panel_targets(dashboard) if t.refs for label in t.refs.grouping_labels}
 
 
 def test_every_file_is_read_and_has_provenance(corpus: dict[str, DashboardQueries]) -> None:
@@ -136,9 +149,89 @@ def test_every_file_is_read_and_has_provenance(corpus: dict[str, DashboardQuerie
     assert all(f"| {name} |" in sources for name in corpus)
 
 
+# file -> (template variables with a query, annotations with an expr), counted from the
+# JSON: `templating.list[]` of type "query" and `annotations.list[]` with `expr`.
+OTHER_QUERIES = {
+    "autometrics-function-explorer.json": (1, 0),
+    "autometrics-slos.json": (5, 0),
+    "canonical-blackbox-loki-mixed.json": (5, 0),
+    "cnpg-cluster.json": (4, 0),
+    "dotdc-k8s-system-coredns.json": (4, 0),
+    "dotdc-k8s-views-global.json": (2, 0),
+    "dotdc-k8s-views-pods.json": (4, 0),
+    "flux-cluster.json": (2, 0),
+    "flux-logs-loki.json": (3, 0),
+    "ingress-nginx-nginx.json": (5, 1),
+    "kp-apiserver.json": (2, 0),
+    "kp-grafana-overview.json": (2, 0),
+    "kp-k8s-resources-cluster.json": (1, 0),
+    "kp-node-rsrc-use.json": (2, 0),
+    "kp-nodes.json": (2, 0),
+    "kp-prometheus-remote-write.json": (3, 0),
+    "lgtm-jvm-metrics.json": (2, 0),
+    "lgtm-red-metrics-classic.json": (2, 0),
+    "mysqld-mixin-overview.json": (2, 0),
+    "otel-demo-apm.json": (2, 0),
+    "otel-demo-collector.json": (6, 0),
+    "otel-demo-demo.json": (1, 0),
+    "otel-demo-spanmetrics.json": (2, 0),
+    "pstack-vllm-model-metrics.json": (1, 0),
+    "redis-exporter-legacy-0.3x.json": (1, 0),
+    "redis-mixin-overview.json": (1, 0),
+    "rfmoz-node-exporter-full-old.json": (3, 0),
+    "rfmoz-node-exporter-full.json": (3, 0),
+    "rfmoz-unbound-full.json": (1, 0),
+    "thanos-query.json": (1, 0),
+    "vm-query-stats-victorialogs.json": (1, 0),
+    "vm-vmagent.json": (3, 2),
+    "vm-vmalert.json": (4, 2),
+    "vm-vmanomaly-default.json": (4, 0),
+}
+
+
 def test_target_counts(corpus: dict[str, DashboardQueries]) -> None:
-    found = {name: (len(d.targets), len(d.skipped)) for name, d in corpus.items()}
+    found = {
+        name: (
+            sum(t.target.place == "panel" for t in d.targets),
+            sum(t.target.place == "panel" for t in d.skipped),
+        )
+        for name, d in corpus.items()
+    }
     assert found == COUNTS
+
+
+def test_variable_and_annotation_queries_are_read(corpus: dict[str, DashboardQueries]) -> None:
+    found = {}
+    for name, dashboard in corpus.items():
+        places = [t.target.place for t in dashboard.targets]
+        places += [t.target.place for t in dashboard.skipped]
+        counts = (places.count("variable"), places.count("annotation"))
+        if counts != (0, 0):
+            found[name] = counts
+    assert found == OTHER_QUERIES
+
+
+def test_variable_queries_name_what_they_read(corpus: dict[str, DashboardQueries]) -> None:
+    """label_values(series, label): the series' names and the label it lists."""
+
+    def variables(name: str) -> dict[str, tuple[set[str | None], set[str | None], set[str]]]:
+        return {
+            t.target.panel: (
+                {s.metric for s in t.refs.selectors},
+                {s.name_regex for s in t.refs.selectors},
+                set(t.refs.grouping_labels | t.refs.labels_on_any_family),
+            )
+            for t in corpus[name].targets
+            if t.target.place == "variable" and t.refs is not None
+        }
+
+    thanos = variables("thanos-query.json")
+    assert thanos == {"$job": ({"up"}, {None}, {"job"})}
+    unbound = variables("rfmoz-unbound-full.json")
+    assert unbound == {"$instance": ({"unbound_up"}, {None}, {"instance"})}
+    jvm = variables("lgtm-jvm-metrics.json")
+    regex = "(jvm_class_count|process_runtime_jvm_classes_current_loaded|jvm_classes_loaded)"
+    assert any(regex in str(regexes) for _, regexes, _ in jvm.values())
 
 
 def test_every_promql_target_is_parsed_or_has_an_error(

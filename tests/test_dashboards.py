@@ -13,7 +13,6 @@ from dashgen.dashboards import (
     SkippedTarget,
     Target,
     read_dashboard,
-    read_dashboards,
 )
 from dashgen.errors import DashgenError
 
@@ -360,29 +359,6 @@ def test_utf8_byte_order_mark_is_accepted(tmp_path: Path) -> None:
     path = tmp_path / "bom.json"
     path.write_bytes(b'\xef\xbb\xbf{"title": "B", "panels": []}')
     assert read_dashboard(path, tmp_path).title == "B"
-
-
-def test_read_dashboards_sorted_and_not_recursive(tmp_path: Path) -> None:
-    for name in ("b.json", "a.json", "c.json"):
-        write(tmp_path, name, {"title": name.upper(), "panels": []})
-    write(tmp_path, "notes.txt", "not a dashboard")
-    (tmp_path / "sub").mkdir()
-    write(tmp_path / "sub", "d.json", {"title": "D", "panels": []})
-    assert [d.title for d in read_dashboards(tmp_path)] == ["A.JSON", "B.JSON", "C.JSON"]
-    assert [d.file for d in read_dashboards(tmp_path)] == ["a.json", "b.json", "c.json"]
-    assert [d.file for d in read_dashboards(tmp_path / "sub", root=tmp_path)] == ["sub/d.json"]
-
-
-def test_read_dashboards_stops_at_the_first_bad_file(tmp_path: Path) -> None:
-    write(tmp_path, "a.json", {"panels": []})
-    write(tmp_path, "b.json", "{")
-    with pytest.raises(DashgenError, match=r"^b\.json: not valid JSON"):
-        read_dashboards(tmp_path)
-
-
-def test_read_dashboards_needs_a_directory(tmp_path: Path) -> None:
-    with pytest.raises(DashgenError, match="not a directory"):
-        read_dashboards(tmp_path / "missing")
 
 
 def test_file_outside_root_keeps_its_path(tmp_path: Path) -> None:

@@ -383,9 +383,9 @@ ROWS: list[BadInput] = [
         "`[tool.dashgen]` with a misspelt key (`ouput`)",
         pyproject("[tool.dashgen]\nsources = 'src'\nouput = 'gen'\n"),
         f"{PROJECT}/pyproject.toml: [tool.dashgen]: has unknown keys ['ouput'] (known: cache, "
-        "dashboards_path, datasource_uid, exclude, external, instruments, output, pipeline, "
-        "prometheus_naming, prometheus_url, promote_resource_attributes, recorded, scrape, "
-        "scrape_labels, sources, translation_strategy, unrecorded)",
+        "dashboards_path, datasource_uid, exclude, exclude_dashboards, external, instruments, "
+        "output, pipeline, prometheus_naming, prometheus_url, promote_resource_attributes, "
+        "recorded, scrape, scrape_labels, sources, translation_strategy, unrecorded)",
     ),
     BadInput(
         "tool-not-a-table",
@@ -908,7 +908,8 @@ ROWS: list[BadInput] = [
         "files and sizes",
         "`generated/evil.json`, a symlink to a file outside the project, given to verify",
         outside_link("evil.json", target_is_dir=False, command="verify"),
-        "generated/evil.json: not valid JSON: Expecting value at line 1 column 1",
+        "unreadable-file generated/evil.json: not valid JSON: Expecting value at line 1 column 1",
+        exit_code=1,
     ),
     BadInput(
         "symlink-out-build",

@@ -149,7 +149,7 @@ def test_json_schema_keys_and_types() -> None:
     assert summary["findings"] == 5
     assert summary["skipped_reasons"] == {"datasource loki": 1, "no expression": 1}
     assert summary["by_kind"] == {UNKNOWN_METRIC: 3, UNKNOWN_LABEL: 1, UNPANELLED_FAMILY: 1}
-    keys = ("kind", "file", "dashboard", "panel", "ref_id", "subject", "message", "hint")
+    keys = ("kind", "file", "dashboard", "panel", "ref_id", "subject", "message", "hint", "place")
     for item in document["findings"]:
         assert_types(item, dict.fromkeys(keys, str))
     assert [f["subject"] for f in document["findings"]] == [f.subject for f in FINDINGS]

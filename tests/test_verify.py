@@ -197,14 +197,27 @@ def test_other_dir_of_dashboards_skips_the_staleness_check(example: Project) -> 
     assert ("unpanelled-family", "worker_job_retries") in found
 
 
-def test_bad_dashboard_json_is_an_input_error(example: Project) -> None:
+def test_a_bad_dashboard_file_is_one_finding_and_the_rest_are_checked(example: Project) -> None:
     (example.generated / "broken.json").write_text('{"panels": [')
     before = example.snapshot()
-    result = example.run("verify")
-    assert result.exit_code == 2
-    assert result.stderr.count("\n") == 1
-    assert "broken.json" in result.stderr
+    code, items = findings(example)
+    assert code == 1
+    unreadable = [f for f in items if f["kind"] == "unreadable-file"]
+    assert [(f["file"], f["message"]) for f in unreadable] == [
+        ("generated/broken.json", "not valid JSON: Expecting value at line 1 column 13")
+    ]
+    # The broken file is also one build does not own, and nothing else is wrong.
+    assert {f["kind"] for f in items} == {"unreadable-file", "orphan-file"}
     assert example.snapshot() == before
+
+
+def test_a_dir_of_only_bad_dashboards_is_an_input_error(project: Project) -> None:
+    project.source("m.py", "from dashgen import Gauge\nG = Gauge('g', exclude='no panel')\n")
+    project.write("dashboards/broken.json", '{"panels": [')
+    project.write("dashboards/also.json", "[]")
+    result = project.run("verify", str(project.root / "dashboards"))
+    assert (result.exit_code, result.stderr.count("\n")) == (2, 1)
+    assert "broken.json: not valid JSON" in result.stderr
 
 
 PLAIN_OTEL_APP = """
