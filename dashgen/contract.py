@@ -32,6 +32,7 @@ from dashgen.dashboards import PANEL, DashboardQueries, ParsedTarget, Target
 from dashgen.errors import DashgenError
 from dashgen.families import Family
 from dashgen.promql import QueryRefs, Selector
+from dashgen.regex import Pattern, RegexError, compile_regex
 
 UNKNOWN_METRIC = "unknown-metric"
 UNKNOWN_LABEL = "unknown-label"
@@ -233,8 +234,16 @@ class _Exported:
         self._external_regexes = {
             e.pattern: _compile_external(e) for e in rules.external if e.is_regex
         }
-        self._regexes: dict[str, _RegexMatch | re.error] = {}
+        self._regexes: dict[str, _RegexMatch | RegexError] = {}
         self._hints: dict[str, str] = {}
+
+    @cached_property
+    def all_labels(self) -> frozenset[str] | None:
+        """Every label of every family; None when some family's label set is unknown."""
+        families = [f for found in self.by_sample.values() for f in found]
+        if any(f.labels is None for f in families):
+            return None
+        return frozenset(label for f in families for label in f.labels or ())
 
     def is_external(self, name: str) -> bool:
         """Whether config declares ``name`` as coming from elsewhere."""
@@ -245,13 +254,13 @@ class _Exported:
     def regex_matches(self, regex: str) -> _RegexMatch:
         """What a ``__name__`` regex selects, compiled and matched once per distinct text.
 
-        Raises ``re.error`` when Python cannot compile the regex.
+        Raises :class:`RegexError` when it is not valid RE2, as Prometheus would refuse it.
         """
         cached = self._regexes.get(regex)
         if cached is None:
             try:
-                compiled = re.compile(regex)
-            except re.error as exc:
+                compiled = compile_regex(regex)
+            except RegexError as exc:
                 cached = exc
             else:
                 cached = _RegexMatch(
@@ -260,7 +269,7 @@ class _Exported:
                     or any(compiled.fullmatch(name) for name in self._external_names),
                 )
             self._regexes[regex] = cached
-        if isinstance(cached, re.error):
+        if isinstance(cached, RegexError):
             raise cached
         return cached
 
@@ -338,10 +347,10 @@ class _Exported:
         return [sample for sample, _ in shared.most_common(_SHORTLIST)]
 
 
-def _compile_external(external: ExternalMetric) -> re.Pattern[str]:
+def _compile_external(external: ExternalMetric) -> Pattern:
     try:
-        return re.compile(external.pattern)
-    except re.error as exc:
+        return compile_regex(external.pattern)
+    except RegexError as exc:
         raise DashgenError(
             "external metrics", f"pattern `{external.pattern}` is not a valid regex: {exc}"
         ) from exc
@@ -379,6 +388,8 @@ class _Checker:
         self.findings: set[Finding] = set()
         self.info: set[str] = set()
         self.used: set[str] = set()
+        self._buffer: list[Finding] | None = None
+        """The findings of the selector being resolved, kept until its ``or`` is judged."""
 
     def check_target(self, parsed: ParsedTarget) -> None:
         """Check one target; grouping labels only when every selector resolved to families."""
@@ -399,16 +410,42 @@ class _Checker:
             self.info.add(
                 f"{_where(target)}: a metric name comes from a Grafana variable, not checked"
             )
+        resolved = []
+        for selector in refs.selectors:
+            self._buffer = []
+            resolved.append((selector, self._resolve(target, selector), self._buffer))
+        self._buffer = None
+        dead = _dead_branches(resolved)
         read: set[Family] = set()
         complete = True
-        for selector in refs.selectors:
-            families = self._resolve(target, selector)
+        for selector, families, found in resolved:
+            if selector.alternative in dead:
+                continue  # another branch of its `or` reads a live name: Grafana draws that
+            self.findings.update(found)
             if families is None:
                 complete = False
             else:
                 read |= families
         if complete and read:
             self._check_grouping(target, refs, read)
+        self._check_any_family_labels(target, refs.labels_on_any_family)
+
+    def _check_any_family_labels(self, target: Target, wanted: frozenset[str]) -> None:
+        """``label_values(route)``: some exported family must have the label."""
+        candidates = wanted - self.rules.scrape_labels
+        if not candidates:
+            return
+        labels = self.exported.all_labels
+        if labels is None:
+            return
+        for label in sorted(candidates - labels):
+            self._add(
+                target,
+                UNKNOWN_LABEL,
+                label,
+                f"label `{label}` is on no exported family",
+                _label_hint(label, labels),
+            )
 
     def check_unpanelled(self, families: Sequence[Family]) -> None:
         """Report families no query reads, except info, excluded and external ones."""
@@ -479,7 +516,7 @@ class _Checker:
     ) -> frozenset[Family] | None:
         try:
             samples, covered = self.exported.regex_matches(regex)
-        except re.error as exc:
+        except RegexError as exc:
             self._add(
                 target,
                 UNPARSABLE_QUERY,
@@ -562,7 +599,36 @@ class _Checker:
         return None if unknown else frozenset(union)
 
     def _add(self, target: Target, kind: str, subject: str, message: str, hint: str) -> None:
-        self.findings.add(Finding.at(target, kind, subject, message, hint))
+        finding = Finding.at(target, kind, subject, message, hint)
+        if self._buffer is None:
+            self.findings.add(finding)
+        else:
+            self._buffer.append(finding)
+
+
+_DEAD_NAME = frozenset({UNKNOWN_METRIC, UNMATCHED_REGEX})
+
+
+def _dead_branches(
+    resolved: Sequence[tuple[Selector, frozenset[Family] | None, list[Finding]]],
+) -> set[tuple[int, int] | None]:
+    """The ``or`` branches that read a dead name while another branch of theirs reads only
+    live ones: the query still draws, so only the live branches are judged."""
+    failed: dict[int, dict[int, bool]] = {}
+    for selector, _, found in resolved:
+        if selector.alternative is None:
+            continue
+        group, branch = selector.alternative
+        dead = any(finding.kind in _DEAD_NAME for finding in found)
+        branches = failed.setdefault(group, {})
+        branches[branch] = branches.get(branch, False) or dead
+    return {
+        (group, branch)
+        for group, branches in failed.items()
+        if not all(branches.values())
+        for branch, dead in branches.items()
+        if dead
+    }
 
 
 def _where(target: Target) -> str:

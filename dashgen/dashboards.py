@@ -52,9 +52,12 @@ _NOT_PROMETHEUS_WORDS = (
     "elasticsearch",
     "influx",
     "graphite",
-    "logs",
-    "traces",
 )
+# Words that only suggest another kind of source: "Logs" may be Loki or a Prometheus kept
+# for log-derived metrics, so a query there counts as PromQL when it parses as PromQL.
+_GENERIC_WORDS = ("logs", "traces")
+MAYBE_NOT_PROMQL = "named like logs or traces"
+"""The datasource of a target whose datasource name says "logs" or "traces" only."""
 # A whole datasource string that is one Grafana variable: $ds, ${ds}, ${ds:text}, [[ds]].
 _VARIABLE_REF = re.compile(r"\$(\w+)|\$\{(\w+)(?:[.:][^}]*)?\}|\[\[(\w+)(?::\w+)?\]\]")
 _JSON_TYPES = {
@@ -168,7 +171,10 @@ def dashboard_queries(dashboard: dict[str, object], file: str) -> DashboardQueri
         try:
             refs = _refs(target)
         except PromQLError as error:
-            parsed.append(ParsedTarget(target, None, str(error)))
+            if target.datasource == MAYBE_NOT_PROMQL:  # LogQL or TraceQL, most likely
+                skipped.append(SkippedTarget(target, f"datasource {MAYBE_NOT_PROMQL}, not PromQL"))
+            else:
+                parsed.append(ParsedTarget(target, None, str(error)))
         else:
             if refs is None:
                 skipped.append(SkippedTarget(target, "label_names() lists every label"))
@@ -424,8 +430,10 @@ def _resolve(value: object, variables: dict[str, str]) -> str | None:
     string; a uid or string may be a variable (looked up in ``variables``), one of Grafana's
     built-in names, or a plain datasource name or uid. Names carry no type, so a name is
     taken as Prometheus-compatible ("Victoria Metrics", "prometheus", "webstore-metrics")
-    unless it contains a word such as "loki", "tempo", "jaeger" or "logs". An unknown
-    variable is judged by its name the same way (``${lokids}`` is Loki).
+    unless it contains a word such as "loki", "tempo" or "jaeger"; one that only says
+    "logs" or "traces" is :data:`MAYBE_NOT_PROMQL`, and its queries count as PromQL when
+    they parse as PromQL. An unknown variable is judged by its name the same way
+    (``${lokids}`` is Loki).
     """
     if isinstance(value, dict):
         kind = value.get("type")
@@ -443,14 +451,23 @@ def _resolve(value: object, variables: dict[str, str]) -> str | None:
         if name in variables:
             return variables[name]
     lowered = name.lower()
-    return next((word for word in _NOT_PROMETHEUS_WORDS if word in lowered), DEFAULT_DATASOURCE)
+    other = next((word for word in _NOT_PROMETHEUS_WORDS if word in lowered), None)
+    if other is not None:
+        return other
+    if any(word in lowered for word in _GENERIC_WORDS):
+        return MAYBE_NOT_PROMQL
+    return DEFAULT_DATASOURCE
 
 
 def _skip_reason(datasource: str, expr: object) -> str | None:
     """Why a target is not parsed as PromQL, or None when it is."""
     if datasource == "__expr__":
         return "server-side expression"
-    if datasource not in PROMETHEUS_TYPES and "prometheus" not in datasource:
+    if (
+        datasource not in PROMETHEUS_TYPES
+        and "prometheus" not in datasource
+        and datasource != MAYBE_NOT_PROMQL
+    ):
         return f"{datasource} datasource"
     if not isinstance(expr, str):
         return "no expr"

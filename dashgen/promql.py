@@ -9,8 +9,9 @@ Prometheus, so they can never be mistaken for real metric or label names.
 
 from __future__ import annotations
 
+import functools
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import promql_parser
 from promql_parser import (
@@ -74,6 +75,9 @@ class Selector:
     name_regex: str | None
     negated_name: bool
     labels: frozenset[str]
+    alternative: tuple[int, int] | None = None
+    """(group, branch) when the selector is in one branch of an ``a or b or c`` chain:
+    Prometheus returns what any branch has, so one branch on a live name is enough."""
 
 
 @dataclass(frozen=True)
@@ -230,18 +234,26 @@ class _Found:
     placeholder: bool = False
     counter_inputs: set[str] = field(default_factory=set)
     quantiles_without_le: int = 0
+    groups: int = 0
+    """``or`` chains seen so far, numbering them."""
 
 
-def _add_selectors(node: VectorSelector, found: _Found) -> None:
+def _add_selectors(
+    node: VectorSelector, found: _Found, alternative: tuple[int, int] | None
+) -> None:
     """One :class:`Selector` per ``or`` branch (Prometheus unions them), else one."""
     name = node.name
     from_variable = name is not None and PLACEHOLDER in name
     metric = None if from_variable else name
     matchers = node.matchers
     common = matchers.matchers
-    for group in [common + branch for branch in matchers.or_matchers] or [common]:
+    branches = [common + branch for branch in matchers.or_matchers]
+    if branches:  # {__name__="a" or __name__="b"}: an `or` chain of its own
+        found.groups += 1
+    for i, group in enumerate(branches or [common]):
         selector, named_by_variable = _selector(metric, group)
-        found.selectors.append(selector)
+        own = (found.groups - 1, i) if branches else alternative
+        found.selectors.append(replace(selector, alternative=own))
         found.placeholder = found.placeholder or from_variable or named_by_variable
 
 
@@ -277,29 +289,30 @@ def _collect(ast: Expr) -> _Found:
     and cost about 50 times as much here (77 us against 1.5 us per corpus query).
     """
     found = _Found()
-    pending = [ast]
+    pending: list[tuple[Expr, tuple[int, int] | None]] = [(ast, None)]
     while pending:
-        node = pending.pop()
+        node, alternative = pending.pop()
         if isinstance(node, VectorSelector):
-            _add_selectors(node, found)
+            _add_selectors(node, found, alternative)
         elif isinstance(node, MatrixSelector):
-            _add_selectors(node.vector_selector, found)
+            _add_selectors(node.vector_selector, found, alternative)
+        elif isinstance(node, BinaryExpr) and _is_or(node):
+            branches = _or_branches(node, found.grouping)
+            group = found.groups
+            found.groups += 1
+            pending += [(branch, (group, i)) for i, branch in reversed(list(enumerate(branches)))]
         elif isinstance(node, BinaryExpr):
-            modifier = node.modifier
-            if modifier is not None:
-                if modifier.matching is not None:
-                    found.grouping.update(modifier.matching.labels)
-                found.grouping.update(modifier.group_labels or ())
-            pending += (node.rhs, node.lhs)
+            _add_matching_labels(node, found.grouping)
+            pending += ((node.rhs, alternative), (node.lhs, alternative))
         elif isinstance(node, AggregateExpr):
             if node.modifier is not None:
                 found.grouping.update(node.modifier.labels)
-            pending.append(node.expr)
+            pending.append((node.expr, alternative))
             param = node.param
             if isinstance(param, StringLiteral) and str(node.op) == "count_values":
                 found.introduced.add(param.val)
             elif param is not None:  # topk(scalar(x), y): the parameter may hold selectors
-                pending.append(param)
+                pending.append((param, alternative))
         elif isinstance(node, Call):
             args = node.args
             name = node.func.name
@@ -311,10 +324,39 @@ def _collect(ast: Expr) -> _Found:
                     found.counter_inputs.add(metric)
             elif name == "histogram_quantile" and len(args) == 2 and _drops_le(args[1]):
                 found.quantiles_without_le += 1
-            pending += reversed(args)
+            pending += [(arg, alternative) for arg in reversed(args)]
         elif isinstance(node, (ParenExpr, UnaryExpr, SubqueryExpr)):
-            pending.append(node.expr)
+            pending.append((node.expr, alternative))
     return found
+
+
+def _add_matching_labels(node: BinaryExpr, grouping: set[str]) -> None:
+    modifier = node.modifier
+    if modifier is not None:
+        if modifier.matching is not None:
+            grouping.update(modifier.matching.labels)
+        grouping.update(modifier.group_labels or ())
+
+
+def _is_or(node: BinaryExpr) -> bool:
+    return str(node.op).lower().endswith("or")
+
+
+def _or_branches(node: Expr, grouping: set[str]) -> list[Expr]:
+    """The branches of an ``a or b or (c or d)`` chain, left to right; the labels of its
+    ``on (...)``/``ignoring (...)`` go into ``grouping``."""
+    branches: list[Expr] = []
+    pending = [node]
+    while pending:
+        item = pending.pop()
+        while isinstance(item, ParenExpr):
+            item = item.expr
+        if isinstance(item, BinaryExpr) and _is_or(item):
+            _add_matching_labels(item, grouping)
+            pending += (item.rhs, item.lhs)
+        else:
+            branches.append(item)
+    return branches
 
 
 def _drops_le(node: Expr) -> bool:
@@ -330,6 +372,43 @@ def _drops_le(node: Expr) -> bool:
     return not keeps if str(modifier.type).endswith("By") else keeps
 
 
+# RE2's \Q...\E (quote everything up to \E) as it stands inside a PromQL string literal,
+# where the backslash is itself escaped ("\\Q") unless the literal is a raw `...` one.
+_QUOTE_BLOCK = re.compile(r"(\\\\?)Q(.*?)(?:\1E|(?=[\"'`]$))", re.DOTALL)
+_REGEX_META = re.compile(r"[^A-Za-z0-9_]")
+
+
+def _without_quote_blocks(expr: str) -> str:
+    """``expr`` with each \\Q...\\E of a regex literal spelt out as escaped characters.
+
+    Prometheus (Go's RE2) takes \\Q...\\E; promql-parser checks regexes with Rust's regex
+    crate, which does not, and would call a valid query broken. The regex means the same.
+    """
+    if "Q" not in expr or "\\" not in expr:
+        return expr
+    pieces: list[str] = []
+    copied = pos = 0
+    while (found := _SPECIAL.search(expr, pos)) is not None:
+        index = found.start()
+        pos = index + 1
+        if expr[index] not in _STRING_END:
+            continue
+        pos = _string_end(expr, index)
+        if expr[:index].rstrip().endswith("~"):
+            literal = expr[index:pos]
+            slash = "\\" if literal[0] == "`" else "\\\\"
+            literal = _QUOTE_BLOCK.sub(functools.partial(_escaped, slash=slash), literal)
+            pieces.append(expr[copied:index] + literal)
+            copied = pos
+    pieces.append(expr[copied:])
+    return "".join(pieces)
+
+
+def _escaped(block: re.Match[str], slash: str) -> str:
+    """Every character of a quoted block but letters, digits and ``_`` behind a backslash."""
+    return _REGEX_META.sub(lambda char: slash + char.group(), block.group(2))
+
+
 def extract_refs(expr: str) -> QueryRefs:
     """Parse ``expr`` (variables already substituted) and collect its name references.
 
@@ -339,7 +418,7 @@ def extract_refs(expr: str) -> QueryRefs:
     if len(_NESTING.findall(expr)) > _MAX_NESTING:
         raise PromQLError(f"more than {_MAX_NESTING} operators and brackets; not parsed")
     try:
-        ast = promql_parser.parse(expr)
+        ast = promql_parser.parse(_without_quote_blocks(expr))
     except ValueError as error:
         raise PromQLError(" ".join(str(error).split())) from None
     found = _collect(ast)

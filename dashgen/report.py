@@ -139,30 +139,38 @@ def render_human(result: VerifyResult, console: Console) -> None:
     by_file = [(file, list(group)) for file, group in groupby(result.findings, attrgetter("file"))]
     for file, findings in sorted(by_file, key=lambda item: (item[0] == "", item[0])):
         lines.extend(_file_lines(file, findings))
-    lines.extend(Text(f"note: {line}", style="dim") for line in result.info)
+    lines.extend(Text(f"note: {_shown(line)}", style="dim") for line in result.info)
     lines.append(_summary(result))
     for line in lines:
         console.print(line, soft_wrap=True)
 
 
+#: Control characters (ESC among them) as escapes: a dashboard title must not drive the terminal.
+_CONTROL = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))}
+
+
+def _shown(text: str) -> str:
+    return text.translate(_CONTROL)
+
+
 def _file_lines(file: str, findings: list[Finding]) -> list[Text]:
-    header = Text(file or "exported families", style="bold")
+    header = Text(_shown(file) or "exported families", style="bold")
     if findings[0].dashboard:
-        header.append(f"  {findings[0].dashboard}")
+        header.append(f"  {_shown(findings[0].dashboard)}")
     lines = [header]
     for (place, panel), group in groupby(findings, attrgetter("place", "panel")):
         indent = "  "
         if panel:
-            lines.append(Text(f'  {place} "{panel}"'))
+            lines.append(Text(f'  {place} "{_shown(panel)}"'))
             indent = "    "
         for finding in group:
             line = Text(indent)
             if finding.ref_id:
-                line.append(f"{finding.ref_id} ", style="bold")
+                line.append(f"{_shown(finding.ref_id)} ", style="bold")
             line.append(finding.kind, style="red")
-            line.append(f" {finding.subject}: {finding.message}")
+            line.append(f" {_shown(finding.subject)}: {_shown(finding.message)}")
             lines.append(line)
-            lines.append(Text(f"{indent}  fix: {finding.hint}", style="cyan"))
+            lines.append(Text(f"{indent}  fix: {_shown(finding.hint)}", style="cyan"))
     return lines
 
 

@@ -432,9 +432,16 @@ def test_regex_that_may_select_externals_skips_label_checks() -> None:
     assert check(query, rules=rules).findings == ()
 
 
-def test_regex_python_cannot_compile() -> None:
-    finding = only(check('{__name__=~"\\\\p{L}+"}'))
-    assert (finding.kind, finding.subject) == (UNPARSABLE_QUERY, "\\p{L}+")
+def test_regexes_are_read_as_prometheus_reads_them_in_re2_syntax() -> None:
+    """POSIX classes and \\Q...\\E are RE2 (Prometheus takes them, Python's re does not);
+    a look-behind is not (Python's re takes it, Prometheus refuses it)."""
+    assert (
+        check('{__name__=~"[[:alpha:]_]+"}', '{__name__=~"\\\\Qqueue_depth\\\\E"}').findings == ()
+    )
+    finding = only(check('{__name__=~"(?<=x)queue_depth"}'))
+    assert (finding.kind, finding.subject) == (UNPARSABLE_QUERY, '{__name__=~"(?<=x)queue_depth"}')
+    unmatched = only(check('{__name__=~"\\\\p{Lu}+"}'))  # RE2: upper-case letters only
+    assert (unmatched.kind, unmatched.subject) == (UNMATCHED_REGEX, "\\p{Lu}+")
 
 
 # --- reverse: exported families no panel reads ---------------------------------------------

@@ -224,7 +224,8 @@ DATASOURCE_CASES: list[tuple[str, JSONObject, object, object, str, bool]] = [
     ("unknown variable", {}, "$datasource", None, "prometheus", True),
     ("plain name", {}, "Victoria Metrics", None, "prometheus", True),
     ("plain uid", {}, {"uid": "prometheus"}, None, "prometheus", True),
-    ("plain name of a log store", {}, "webstore-logs", None, "logs", False),
+    # "logs" alone does not say Loki: a query there that parses as PromQL is checked.
+    ("plain name of a log store", {}, "webstore-logs", None, "named like logs or traces", True),
     ("plain name Elasticsearch", {}, "Elasticsearch", None, "elasticsearch", False),
     ("built-in Grafana", {}, "-- Grafana --", None, "grafana", False),
     ("built-in Grafana uid", {}, {"type": "datasource", "uid": "grafana"}, None, "grafana", False),
@@ -265,6 +266,27 @@ def test_datasource_resolution(
     assert isinstance(found, ParsedTarget) == is_parsed
     if isinstance(found, SkippedTarget):
         assert found.reason == f"{kind} datasource"
+
+
+def test_a_logs_named_datasource_skips_what_is_not_promql(tmp_path: Path) -> None:
+    dashboard = read(
+        tmp_path,
+        {
+            "panels": [
+                panel(
+                    "LogQL", {"expr": '{app="shop"} |= "error"', "refId": "A"}, datasource="Logs"
+                ),
+                panel(
+                    "PromQL", {"expr": "rate(log_lines_total[5m])", "refId": "A"}, datasource="Logs"
+                ),
+            ]
+        },
+    )
+    assert [(s.target.panel, s.reason) for s in dashboard.skipped] == [
+        ("LogQL", "datasource named like logs or traces, not PromQL")
+    ]
+    assert [t.target.panel for t in dashboard.targets] == ["PromQL"]
+    assert dashboard.targets[0].refs is not None
 
 
 def test_inputs_win_over_a_template_variable_of_the_same_name(tmp_path: Path) -> None:

@@ -189,17 +189,30 @@ def test_placeholder_labels_are_not_reported() -> None:
 def test_or_matchers_give_one_selector_per_branch() -> None:
     result = refs('foo{a="1" or b="2", c="3"}')
     assert result.selectors == (
-        Selector("foo", None, False, frozenset({"a"})),
-        Selector("foo", None, False, frozenset({"b", "c"})),
+        Selector("foo", None, False, frozenset({"a"}), alternative=(0, 0)),
+        Selector("foo", None, False, frozenset({"b", "c"}), alternative=(0, 1)),
     )
 
 
 def test_or_matchers_with_a_name_in_one_branch() -> None:
     result = refs('{a="1" or __name__="x"}')
     assert result.selectors == (
-        Selector(None, None, False, frozenset({"a"})),
-        Selector("x", None, False, frozenset()),
+        Selector(None, None, False, frozenset({"a"}), alternative=(0, 0)),
+        Selector("x", None, False, frozenset(), alternative=(0, 1)),
     )
+
+
+def test_or_chains_number_their_branches() -> None:
+    result = refs("sum(a) / (b or on(x) (c or d)) + (e or f)")
+    assert [(s.metric, s.alternative) for s in result.selectors] == [
+        ("a", None),
+        ("b", (0, 0)),
+        ("c", (0, 1)),
+        ("d", (0, 2)),
+        ("e", (1, 0)),
+        ("f", (1, 1)),
+    ]
+    assert result.grouping_labels == frozenset({"x"})
 
 
 def test_grouping_labels_from_every_clause() -> None:
