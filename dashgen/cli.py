@@ -6,6 +6,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -14,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from dashgen.baseline import write_baseline as write_baseline_file
 from dashgen.catalog import Catalog, load_catalog
 from dashgen.config import Config, load_config
 from dashgen.coverage import render_table
@@ -294,6 +296,21 @@ def verify(
     output: OutputOption = None,
     pipeline: PipelineOption = None,
     exclude: ExcludeOption = None,
+    baseline: Annotated[
+        Path | None,
+        typer.Option(
+            "--baseline",
+            help="Report only findings not in this file [default: [tool.dashgen] baseline].",
+            show_default=False,
+        ),
+    ] = None,
+    write_baseline: Annotated[
+        Path | None,
+        typer.Option(
+            "--write-baseline",
+            help="Write the current findings to this file (sorted, to commit) and exit 0.",
+        ),
+    ] = None,
     no_cache: NoCacheOption = False,
     project: ConfigDirOption = Path("."),
 ) -> None:
@@ -316,11 +333,18 @@ def verify(
             recorded=recorded.resolve() if recorded else None,
             pipeline=pipeline,
             exclude_dashboards=exclude,
+            baseline=baseline.resolve() if baseline else None,
             cache=False if no_cache else None,
         )
+        if write_baseline is not None:
+            config = replace(config, baseline=None)  # the file records every finding
         directory = dashboards if dashboards is not None else config.output
         with _progress(output_format is OutputFormat.human and live) as advance:
             result = run_verify(config, directory, options, advance)
+        if write_baseline is not None:
+            count = write_baseline_file(write_baseline, result.static.findings)
+            out.print(f"wrote {write_baseline}: {count} findings", markup=False, highlight=False)
+            return
     if output_format is OutputFormat.json:
         out.print(to_json(result.static, result.live), markup=False, highlight=False)
     else:

@@ -34,6 +34,8 @@ class Config:
     exclude: Mapping[str, str] = field(default_factory=dict)
     exclude_dashboards: tuple[str, ...] = ()
     """Globs of dashboard files verify leaves out, relative to the dashboards dir."""
+    baseline: Path | None = None
+    """verify reports only findings not in this file (``--write-baseline`` makes it)."""
     recorded: Path | None = None
     """A recording of the app's test run (``pytest --dashgen-record``) for verify to use."""
     unrecorded: Mapping[str, str] = field(default_factory=dict)
@@ -104,6 +106,7 @@ def load_config(start: Path, overrides: Mapping[str, Any] | None = None) -> Conf
         ),
         exclude=dict(table.get("exclude", {})),
         exclude_dashboards=tuple(table.get("exclude_dashboards", ())),
+        baseline=root / table["baseline"] if table.get("baseline") else None,
         recorded=root / table["recorded"] if "recorded" in table else None,
         unrecorded={name: reason.strip() for name, reason in table.get("unrecorded", {}).items()},
         pipeline=Pipeline(

@@ -24,14 +24,14 @@ import difflib
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import NamedTuple
 
 from dashgen.dashboards import PANEL, DashboardQueries, ParsedTarget, Target
 from dashgen.errors import DashgenError
 from dashgen.families import Family
-from dashgen.promql import QueryRefs, Selector
+from dashgen.promql import PLACEHOLDER, QueryRefs, Selector
 from dashgen.regex import Pattern, RegexError, compile_regex
 
 UNKNOWN_METRIC = "unknown-metric"
@@ -40,6 +40,7 @@ UNPANELLED_FAMILY = "unpanelled-family"
 UNPARSABLE_QUERY = "unparsable-query"
 UNMATCHED_REGEX = "unmatched-regex"
 UNREADABLE_FILE = "unreadable-file"
+LEGEND_LABEL = "legend-label-missing"
 # Produced by the build/verify front end from the generated files, not by check_contract.
 STALE_FILE = "stale-file"
 MISSING_FILE = "missing-file"
@@ -185,6 +186,7 @@ def check_contract(
         targets += len(dash.skipped)
         skipped_reasons.update(s.reason for s in dash.skipped)
     checker.check_unpanelled(families)
+    checker.join_renames()
     return VerifyResult(
         findings=tuple(sorted(checker.findings, key=Finding.sort_key)),
         dashboards=sum(dash.error is None for dash in dashboards),
@@ -236,6 +238,8 @@ class _Exported:
         }
         self._regexes: dict[str, _RegexMatch | RegexError] = {}
         self._hints: dict[str, str] = {}
+        self.suggestions: dict[str, tuple[str, ...]] = {}
+        """Unknown name -> the exported samples its hint proposes."""
 
     @cached_property
     def all_labels(self) -> frozenset[str] | None:
@@ -291,8 +295,10 @@ class _Exported:
         sanitized = _NOT_NAME_CHAR.sub("_", name)
         renamed = "the exporter turns dots and other characters into `_`"
         if sanitized != name and sanitized in self.by_sample:
+            self.suggestions[name] = (sanitized,)
             return _did_you_mean([sanitized], renamed)
         names, why = self._near_names(sanitized)
+        self.suggestions[name] = tuple(names)
         if names:
             if sanitized != name:
                 why = f"{renamed}; {why}" if why else renamed
@@ -388,6 +394,8 @@ class _Checker:
         self.findings: set[Finding] = set()
         self.info: set[str] = set()
         self.used: set[str] = set()
+        self._samples_read: set[str] = set()
+        """The exported samples the target being checked reads."""
         self._buffer: list[Finding] | None = None
         """The findings of the selector being resolved, kept until its ``or`` is judged."""
 
@@ -411,6 +419,7 @@ class _Checker:
                 f"{_where(target)}: a metric name comes from a Grafana variable, not checked"
             )
         resolved = []
+        self._samples_read = set()
         for selector in refs.selectors:
             self._buffer = []
             resolved.append((selector, self._resolve(target, selector), self._buffer))
@@ -480,6 +489,30 @@ class _Checker:
         for name in excluded.keys() - matched_exclusions:
             self.info.add(f"exclusion `{name}` matches no exported family")
 
+    def join_renames(self) -> None:
+        """One cause, one finding per query site: when a dashboard's unknown name has one
+        close exported name that no panel reads, that is a rename. The family is not also
+        reported as unpanelled; the unknown-metric findings say it is the new name."""
+        renamed: dict[str, Family] = {}
+        for finding in self.findings:
+            proposed = self.exported.suggestions.get(finding.subject, ())
+            if finding.kind == UNKNOWN_METRIC and len(proposed) == 1:
+                renamed[finding.subject] = self.exported.by_sample[proposed[0]][0]
+        unpanelled = {f.subject for f in self.findings if f.kind == UNPANELLED_FAMILY}
+        joined = {family.name for family in renamed.values() if family.name in unpanelled}
+        if not joined:
+            return
+        findings = {
+            f for f in self.findings if not (f.kind == UNPANELLED_FAMILY and f.subject in joined)
+        }
+        for finding in list(findings):
+            new = renamed.get(finding.subject) if finding.kind == UNKNOWN_METRIC else None
+            if new is not None and new.name in joined:
+                findings.discard(finding)
+                note = "; no panel reads it, so this is most likely its old name"
+                findings.add(replace(finding, hint=finding.hint + note))
+        self.findings = findings
+
     def _resolve(self, target: Target, selector: Selector) -> frozenset[Family] | None:
         """The families a selector reads, or None when it may read anything else.
 
@@ -498,7 +531,8 @@ class _Checker:
         families = self.exported.by_sample.get(name)
         if families is not None:
             self.used.add(name)
-            self._check_matchers(target, selector, f"`{name}`", families)
+            self._samples_read.add(name)
+            self._check_matchers(target, selector, f"`{name}`", families, {name})
             return frozenset(families)
         if self.exported.is_external(name):
             return None
@@ -537,14 +571,20 @@ class _Checker:
                 )
             return None
         self.used.update(samples)
+        self._samples_read.update(samples)
         families = frozenset(f for s in samples for f in self.exported.by_sample[s])
         if covered:
             return None
-        self._check_matchers(target, selector, f'`__name__=~"{regex}"`', families)
+        self._check_matchers(target, selector, f'`__name__=~"{regex}"`', families, set(samples))
         return families
 
     def _check_matchers(
-        self, target: Target, selector: Selector, what: str, families: Iterable[Family]
+        self,
+        target: Target,
+        selector: Selector,
+        what: str,
+        families: Iterable[Family],
+        samples: set[str],
     ) -> None:
         candidates = selector.labels - self.rules.scrape_labels
         if not candidates:
@@ -552,6 +592,7 @@ class _Checker:
         labels = self._labels_of(families)
         if labels is None:
             return
+        labels = _le_only_on_buckets(labels, samples)
         for label in sorted(candidates - labels):
             self._add(
                 target,
@@ -564,20 +605,17 @@ class _Checker:
     def _check_grouping(self, target: Target, refs: QueryRefs, read: set[Family]) -> None:
         # Matcher labels were checked against their own selector already.
         matcher_labels = {label for s in refs.selectors for label in s.labels}
-        candidates = (
-            refs.grouping_labels
-            - refs.introduced_labels
-            - self.rules.scrape_labels
-            - matcher_labels
-            - {"__name__"}
-        )
-        if not candidates:
+        allowed = refs.introduced_labels | self.rules.scrape_labels | {"__name__"}
+        grouping = refs.grouping_labels - allowed - matcher_labels
+        sources = refs.source_labels - allowed
+        if not (grouping or sources or (target.legend_labels and refs.result is not None)):
             return
         labels = self._labels_of(read)
         if labels is None:
             return
+        labels = _le_only_on_buckets(labels, self._samples_read)
         names = _quote_list(sorted(f.name for f in read))
-        for label in sorted(candidates - labels):
+        for label in sorted(grouping - labels):
             self._add(
                 target,
                 UNKNOWN_LABEL,
@@ -585,6 +623,46 @@ class _Checker:
                 f"grouping label `{label}` is on none of the families this query reads ({names})",
                 _label_hint(label, labels),
             )
+        for label in sorted(sources - labels):
+            self._add(
+                target,
+                UNKNOWN_LABEL,
+                label,
+                f"label_replace/label_join reads `{label}`, which is on none of the families "
+                f"this query reads ({names}): the copy is always empty",
+                _label_hint(label, labels),
+            )
+        self._check_legend(target, refs, labels)
+
+    def _check_legend(self, target: Target, refs: QueryRefs, read: frozenset[str]) -> None:
+        """A ``{{label}}`` in the legend that the query's result cannot carry: every series
+        gets the same empty name."""
+        result = refs.result
+        if result is None or not target.legend_labels:
+            return
+        if result.exact is not None:
+            if any(PLACEHOLDER in label for label in result.exact):
+                return  # by ($group): the labels come from a variable
+            possible = result.exact
+            keeps = f"the result keeps only {_quote_list(sorted(possible)) or 'no labels'}"
+        else:
+            possible = (read | self.rules.scrape_labels | result.added) - result.removed
+            keeps = "no series it reads has it"
+        for label in target.legend_labels:
+            if label not in possible and label != "__name__":
+                hint = (
+                    f"name a label the result has ({_quote_list(sorted(possible))}), or keep "
+                    f"`{label}` in the aggregation: by ({label}, ...)"
+                    if possible
+                    else f"keep `{label}` in the aggregation: sum by ({label}) (...)"
+                )
+                self._add(
+                    target,
+                    LEGEND_LABEL,
+                    label,
+                    f"legend uses {{{{{label}}}}}, which the result cannot have: {keeps}",
+                    hint,
+                )
 
     def _labels_of(self, families: Iterable[Family]) -> frozenset[str] | None:
         """Union of the families' labels; None (with an info line) if any is unknown."""
@@ -604,6 +682,13 @@ class _Checker:
             self.findings.add(finding)
         else:
             self._buffer.append(finding)
+
+
+def _le_only_on_buckets(labels: frozenset[str], samples: set[str]) -> frozenset[str]:
+    """A histogram's ``le`` is on its ``_bucket`` samples only, not on ``_count``/``_sum``."""
+    if "le" in labels and not any(sample.endswith("_bucket") for sample in samples):
+        return labels - {"le"}
+    return labels
 
 
 _DEAD_NAME = frozenset({UNKNOWN_METRIC, UNMATCHED_REGEX})

@@ -60,6 +60,7 @@ MAYBE_NOT_PROMQL = "named like logs or traces"
 """The datasource of a target whose datasource name says "logs" or "traces" only."""
 # A whole datasource string that is one Grafana variable: $ds, ${ds}, ${ds:text}, [[ds]].
 _VARIABLE_REF = re.compile(r"\$(\w+)|\$\{(\w+)(?:[.:][^}]*)?\}|\[\[(\w+)(?::\w+)?\]\]")
+_LEGEND_LABEL = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _JSON_TYPES = {
     list: "an array",
     str: "a string",
@@ -95,6 +96,16 @@ class Target:
     legend: str
     datasource: str
     place: str = PANEL
+    panel_type: str = ""
+    """The panel's ``type`` (``timeseries``, ``table``...), "" for variables and annotations."""
+
+    @property
+    def legend_labels(self) -> list[str]:
+        """The labels ``legendFormat`` names (``{{route}}``), sorted, each once; none for a
+        table, which names its columns by its transformations, not by the legend."""
+        if self.panel_type == "table":
+            return []
+        return sorted(set(_LEGEND_LABEL.findall(self.legend)))
 
     @property
     def runs_as_promql(self) -> bool:
@@ -289,6 +300,7 @@ def _targets(
             legend=_text(raw.get("legendFormat")),
             datasource=datasource,
             place=place,
+            panel_type=_text(panel.get("type")),
         )
         yield target, _skip_reason(datasource, expr)
 

@@ -15,7 +15,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from dashgen.contract import Finding
+from dashgen.contract import LEGEND_LABEL, Finding
 from dashgen.dashboards import DashboardQueries, ParsedTarget
 from dashgen.errors import DashgenError
 from dashgen.families import Family
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 
 QUERY_ERROR = "query-error"
 NO_DATA = "no-data"
-LEGEND_LABEL = "legend-label-missing"
 KIND_MISMATCH = "kind-mismatch"
 
 #: Grafana's default scrape interval, from which it derives ``$__rate_interval``.
@@ -47,7 +46,6 @@ _ERROR_HINT = "fix the query so that the server accepts it (the message says whe
 _NO_DATA_HINT = (
     "check the label values its matchers use, and that every metric it reads is recorded"
 )
-_LEGEND_LABEL = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
 
 @dataclass(frozen=True)
@@ -184,7 +182,7 @@ def _kind_findings(parsed: ParsedTarget, types: Mapping[str, str]) -> Iterator[F
 def _legend_findings(
     parsed: ParsedTarget, series: Sequence[Mapping[str, str]]
 ) -> Iterator[Finding]:
-    for label in sorted(set(_LEGEND_LABEL.findall(parsed.target.legend))):
+    for label in parsed.target.legend_labels:
         lacking = sum(label not in labels for labels in series)
         if lacking:
             yield _finding(

@@ -22,6 +22,7 @@ from promql_parser import (
     Matcher,
     MatchOp,
     MatrixSelector,
+    NumberLiteral,
     ParenExpr,
     StringLiteral,
     SubqueryExpr,
@@ -94,6 +95,28 @@ class QueryRefs:
     """``histogram_quantile`` calls whose buckets are aggregated away from ``le``."""
     labels_on_any_family: frozenset[str] = frozenset()
     """Labels that must be on some exported family (``label_values(route)``)."""
+    source_labels: frozenset[str] = frozenset()
+    """Labels ``label_replace``/``label_join`` read: on the series they are given."""
+    result: ResultLabels | None = None
+    """Which labels the query's result series can have; ``None`` when not worked out."""
+
+
+@dataclass(frozen=True)
+class ResultLabels:
+    """The labels of a query's result: exactly ``exact`` (``sum by (a)``), or, when that is
+    ``None``, those of the series it reads, less ``removed``, plus ``added``."""
+
+    exact: frozenset[str] | None
+    added: frozenset[str] = frozenset()
+    removed: frozenset[str] = frozenset()
+
+    def without(self, labels: frozenset[str]) -> ResultLabels:
+        exact = None if self.exact is None else self.exact - labels
+        return ResultLabels(exact, self.added - labels, self.removed | labels)
+
+    def plus(self, labels: frozenset[str]) -> ResultLabels:
+        exact = None if self.exact is None else self.exact | labels
+        return ResultLabels(exact, self.added | labels, self.removed - labels)
 
 
 def _is_name_char(char: str) -> bool:
@@ -236,6 +259,7 @@ class _Found:
     quantiles_without_le: int = 0
     groups: int = 0
     """``or`` chains seen so far, numbering them."""
+    sources: set[str] = field(default_factory=set)
 
 
 def _add_selectors(
@@ -318,6 +342,8 @@ def _collect(ast: Expr) -> _Found:
             name = node.func.name
             if name in _LABEL_CREATORS and isinstance(args[1], StringLiteral):
                 found.introduced.add(args[1].val)
+                read = args[3:4] if name == "label_replace" else args[3:]
+                found.sources.update(arg.val for arg in read if isinstance(arg, StringLiteral))
             elif name in _COUNTER_FUNCTIONS and isinstance(args[0], MatrixSelector):
                 metric = args[0].vector_selector.name
                 if metric is not None and PLACEHOLDER not in metric:
@@ -433,7 +459,90 @@ def extract_refs(expr: str) -> QueryRefs:
         placeholder_metric=found.placeholder,
         counter_inputs=frozenset(found.counter_inputs),
         quantiles_without_le=found.quantiles_without_le,
+        source_labels=frozenset(
+            label for label in found.sources if label and not _VARIABLE.search(label)
+        ),
+        result=result_labels(ast),
     )
+
+
+# Aggregations whose result keeps the labels of the series they pick.
+_PICKING = frozenset({"topk", "bottomk", "limitk", "limit_ratio"})
+# Functions whose result has no labels at all.
+_LABELLESS = frozenset({"vector", "time", "scalar", "pi", "minute", "hour", "day_of_month"})
+_MAX_RESULT_DEPTH = 200
+
+
+def result_labels(node: Expr, depth: int = 0) -> ResultLabels | None:
+    """Which labels the result of ``node`` can carry, where PromQL's rules say it plainly:
+    aggregations, ``histogram_quantile``, ``label_replace``/``label_join``, functions that
+    keep their argument's labels, and arithmetic with a number or one-to-one matching."""
+    if depth > _MAX_RESULT_DEPTH:
+        return None
+    inner = depth + 1
+    if isinstance(node, (VectorSelector, MatrixSelector)):
+        return ResultLabels(None)
+    if isinstance(node, (ParenExpr, SubqueryExpr, UnaryExpr)):
+        return result_labels(node.expr, inner)
+    if isinstance(node, AggregateExpr):
+        op = str(node.op).lower()
+        if op in _PICKING:
+            return result_labels(node.expr, inner)
+        added = (
+            frozenset({node.param.val})
+            if op == "count_values" and isinstance(node.param, StringLiteral)
+            else frozenset()
+        )
+        modifier = node.modifier
+        if modifier is None:
+            return ResultLabels(added)
+        labels = frozenset(modifier.labels)
+        if str(modifier.type).endswith("By"):
+            return ResultLabels(labels | added)
+        below = result_labels(node.expr, inner)
+        return None if below is None else below.without(labels).plus(added)
+    if isinstance(node, Call):
+        return _call_result(node, inner)
+    if isinstance(node, BinaryExpr):
+        return _binary_result(node, inner)
+    return ResultLabels(frozenset())  # a number or a string
+
+
+def _call_result(node: Call, depth: int) -> ResultLabels | None:
+    name = node.func.name
+    args = node.args
+    if name in _LABELLESS:
+        return ResultLabels(frozenset())
+    if name == "histogram_quantile" and len(args) == 2:
+        below = result_labels(args[1], depth)
+        return None if below is None else below.without(frozenset({"le"}))
+    if name in _LABEL_CREATORS and len(args) > 1 and isinstance(args[1], StringLiteral):
+        below = result_labels(args[0], depth)
+        return None if below is None else below.plus(frozenset({args[1].val}))
+    if name.startswith("absent"):
+        return None  # its labels come from the selector's equality matchers
+    vectors = [arg for arg in args if not isinstance(arg, (StringLiteral, NumberLiteral))]
+    return result_labels(vectors[0], depth) if len(vectors) == 1 else None
+
+
+def _binary_result(node: BinaryExpr, depth: int) -> ResultLabels | None:
+    lhs_scalar = isinstance(node.lhs, NumberLiteral)
+    rhs_scalar = isinstance(node.rhs, NumberLiteral)
+    if lhs_scalar or rhs_scalar:
+        return result_labels(node.lhs if rhs_scalar else node.rhs, depth)
+    op = str(node.op).lower()
+    if op.endswith("or"):
+        return None  # either side's labels
+    modifier = node.modifier
+    card = str(modifier.card) if modifier is not None else ""
+    if card.endswith("OneToMany"):
+        below = result_labels(node.rhs, depth)
+        extra = frozenset(modifier.group_labels or ()) if modifier is not None else frozenset()
+        return None if below is None else below.plus(extra)
+    below = result_labels(node.lhs, depth)
+    if card.endswith("ManyToOne") and modifier is not None and below is not None:
+        return below.plus(frozenset(modifier.group_labels or ()))
+    return below
 
 
 # Grafana's Prometheus variable functions: label_values(label), label_values(series, label),

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dashgen.baseline import read_baseline, without_known
 from dashgen.catalog import Catalog, load_catalog
 from dashgen.config import Config
 from dashgen.contract import (
@@ -168,6 +169,8 @@ def verify(
     static = _with_drift(static, code, directory, config)
     if code.catalog is not None:
         static = with_other_pipelines(static, code.catalog, config.pipeline)
+    if config.baseline is not None:
+        static = without_known(static, read_baseline(config.baseline), config.baseline)
     if live is None:
         return Verified(static)
     from dashgen.live import run_live  # servers and the SDK: only for --live

@@ -321,3 +321,142 @@ def test_escape_sequences_in_titles_are_shown_not_obeyed(example: Project) -> No
     assert "\x1b" not in result.stdout and "\x07" not in result.stdout
     assert '  panel "\\x1b[2J\\x1b[31mRed"' in result.stdout.splitlines()
     assert "dashboards/hand.json  T\\x07" in result.stdout.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("expr", "legend", "expected"),
+    [
+        # The result keeps only what `by` names.
+        ("sum by (http_route) (rate(http_server_requests_total[5m]))", "{{route}}", "route"),
+        ("sum(rate(http_server_requests_total[5m]))", "{{http_route}}", "http_route"),
+        (
+            "histogram_quantile(0.9, sum by (le) (rate(worker_job_duration_seconds_bucket[5m])))",
+            "{{job_type}}",
+            "job_type",
+        ),
+        # No series read has it.
+        ("rate(worker_jobs_processed_total[5m])", "{{queue}}", "queue"),
+        (
+            "sum without (job_type) (rate(worker_jobs_processed_total[5m]))",
+            "{{job_type}}",
+            "job_type",
+        ),
+    ],
+)
+def test_a_legend_naming_a_label_the_result_cannot_have(
+    example: Project, expr: str, legend: str, expected: str
+) -> None:
+    case = {
+        "type": "timeseries",
+        "title": "Case",
+        "targets": [{"refId": "A", "expr": expr, "legendFormat": legend}],
+    }
+    code, items = verify(example, {"hand.json": json.dumps(board(EVERYTHING, case))})
+    assert (code, found(items)) == (1, {("legend-label-missing", "panel", "Case", expected)})
+
+
+@pytest.mark.parametrize(
+    ("expr", "legend"),
+    [
+        ("sum by (http_route) (rate(http_server_requests_total[5m]))", "{{http_route}}"),
+        ("rate(worker_jobs_processed_total[5m])", "{{job_type}} {{job}} {{instance}}"),
+        (
+            'label_replace(sum by (job_type) (rate(worker_jobs_processed_total[5m])), "type", '
+            '"$1", "job_type", "(.*)")',
+            "{{type}}",
+        ),
+        ("topk(3, sum by (job_type) (rate(worker_jobs_processed_total[5m])))", "{{job_type}}"),
+        ("sum by ($group) (rate(worker_jobs_processed_total[5m]))", "{{job_type}}"),
+        ("sum(rate(worker_jobs_processed_total[5m])) * 60", "jobs/min"),
+        ("sum by (le) (increase(worker_job_duration_seconds_bucket[5m]))", "{{le}}"),
+    ],
+)
+def test_legends_the_result_can_fill_stay_clean(example: Project, expr: str, legend: str) -> None:
+    case = {
+        "type": "timeseries",
+        "title": "Case",
+        "targets": [{"refId": "A", "expr": expr, "legendFormat": legend}],
+    }
+    assert verify(example, {"hand.json": json.dumps(board(EVERYTHING, case))}) == (0, [])
+
+
+def test_a_table_panel_names_columns_without_its_legend(example: Project) -> None:
+    case = {
+        "type": "table",
+        "title": "Case",
+        "targets": [{"refId": "A", "expr": "sum(worker_busy)", "legendFormat": "{{pod}}"}],
+    }
+    assert verify(example, {"hand.json": json.dumps(board(EVERYTHING, case))}) == (0, [])
+
+
+@pytest.mark.parametrize(
+    ("expr", "expected"),
+    [
+        ('label_replace(worker_busy, "route", "$1", "http_route", "(.*)")', "http_route"),
+        ('label_join(worker_jobs_processed_total, "id", "-", "job_type", "jobtype")', "jobtype"),
+        ('worker_job_duration_seconds_count{le="0.5"}', "le"),
+        ("sum by (le) (rate(worker_job_duration_seconds_sum[5m]))", "le"),
+    ],
+)
+def test_labels_a_function_reads_and_le_off_the_buckets(
+    example: Project, expr: str, expected: str
+) -> None:
+    code, items = verify(example, {"hand.json": json.dumps(board(EVERYTHING, panel("Case", expr)))})
+    assert (code, found(items)) == (1, {("unknown-label", "panel", "Case", expected)})
+
+
+def test_le_on_buckets_and_copied_labels_stay_clean(example: Project) -> None:
+    exprs = (
+        'worker_job_duration_seconds_bucket{le="0.5"}',
+        "sum by (le) (rate(worker_job_duration_seconds_bucket[5m]))",
+        'label_replace(worker_jobs_processed_total, "type", "$1", "job_type", "(.*)")',
+        'label_join(worker_job_failures_total, "id", "-", "job_type", "failure_reason")',
+    )
+    assert verify(example, {"hand.json": json.dumps(board(EVERYTHING, panel("Case", *exprs)))}) == (
+        0,
+        [],
+    )
+
+
+def test_a_baseline_reports_only_new_findings(example: Project) -> None:
+    old = board(EVERYTHING, panel("Old", "rate(gone_total[5m])", "sum by (pod) (worker_busy)"))
+    code, items = verify(example, {"hand.json": json.dumps(old)})
+    assert (code, len(items)) == (1, 2)
+    baseline = example.root / "dashgen-baseline.json"
+    dashboards = str(example.root / "dashboards")
+    written = example.run("verify", dashboards, "--write-baseline", str(baseline))
+    assert (written.exit_code, written.stdout) == (0, f"wrote {baseline}: 2 findings\n")
+    text = baseline.read_text()
+    assert text.splitlines()[0] == '{"version": 1, "findings": ['
+    assert example.run("verify", dashboards, "--write-baseline", str(baseline)).exit_code == 0
+    assert baseline.read_text() == text  # the same findings give the same bytes
+    assert verify(example, {}, "--baseline", str(baseline)) == (0, [])
+    # A new dead query fails; the known ones stay out; a fixed one is named for removal.
+    new = board(EVERYTHING, panel("Old", "rate(gone_total[5m])", "sum(worker_busy)"))
+    new["panels"].append(panel("New", "rate(also_gone_total[5m])"))
+    code, items = verify(example, {"hand.json": json.dumps(new)}, "--baseline", str(baseline))
+    assert (code, found(items)) == (1, {("unknown-metric", "panel", "New", "also_gone_total")})
+    report = json.loads(
+        example.run("verify", dashboards, "--baseline", str(baseline), "--format", "json").stdout
+    )
+    assert "1 known findings left out: in the baseline " in report["info"][0]
+    assert report["info"][1] == (
+        "baseline entry fixed, drop it: unknown-label dashboards/hand.json panel Old B pod"
+    )
+
+
+def test_a_bad_baseline_is_one_line(example: Project) -> None:
+    (example.root / "dashboards").mkdir()
+    (example.root / "dashboards/hand.json").write_text(json.dumps(board(EVERYTHING)))
+    baseline = example.root / "baseline.json"
+    for text, message in [
+        ("{", "not a dashgen baseline: Expecting property name"),
+        ('{"version": 2}', "not a dashgen baseline (version 1)"),
+        ('{"version": 1, "findings": [{"kind": 1}]}', "finding 1: needs the strings kind, file"),
+    ]:
+        baseline.write_text(text)
+        result = example.run(
+            "verify", str(example.root / "dashboards"), "--baseline", str(baseline)
+        )
+        assert (result.exit_code, result.stderr.count("\n")) == (2, 1)
+        assert message in result.stderr

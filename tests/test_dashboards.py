@@ -120,6 +120,8 @@ def test_target_fields(tmp_path: Path) -> None:
         expr=expr,
         legend="{{job}}",
         datasource="prometheus",
+        place="panel",
+        panel_type="timeseries",
     )
 
 
