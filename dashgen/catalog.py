@@ -30,8 +30,17 @@ from typing import get_args
 from dashgen.cache import read_entry, write_entry
 from dashgen.declare import Dashboard, DeclarationError, Metric, MetricSpec, describe_value
 from dashgen.errors import DashgenError
-from dashgen.hints import Aggregation, Current, CurrentStyle, Heatmap, Hint, Quantiles
+from dashgen.hints import (
+    Aggregation,
+    Average,
+    Current,
+    CurrentStyle,
+    Heatmap,
+    Hint,
+    Quantiles,
+)
 from dashgen.isolate import run_isolated
+from dashgen.units import contradiction, panel_unit
 
 UID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,40}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -224,6 +233,17 @@ def _check_hint_options(spec: MetricSpec, hint: Hint) -> None:
                 )
         if len(set(hint.quantiles)) != len(hint.quantiles):
             raise DashgenError(where(spec), f"hint Quantiles repeats a quantile: {hint.quantiles}")
+    if isinstance(hint, Current | Quantiles | Average) and isinstance(hint.unit, str):
+        # These panels show the values as they are: a unit that contradicts the metric's
+        # draws them wrong (`unit="s"` on a millisecond gauge: 1000x off).
+        wrong = contradiction(spec.unit, hint.unit)
+        if wrong is not None:
+            right = panel_unit(spec.unit, "short")
+            raise DashgenError(
+                where(spec),
+                f"hint {type(hint).__name__}(unit={hint.unit!r}): {wrong[0]}; use "
+                f"unit={right!r}, or leave unit= out",
+            )
     if isinstance(hint, Current):
         styles, aggregations = get_args(CurrentStyle), get_args(Aggregation)
         if hint.style not in styles:

@@ -32,7 +32,8 @@ from dashgen.dashboards import PANEL, DashboardQueries, ParsedTarget, Target
 from dashgen.errors import DashgenError
 from dashgen.families import Family
 from dashgen.promql import PLACEHOLDER, QueryRefs, Selector
-from dashgen.regex import Pattern, RegexError, compile_regex
+from dashgen.regex import Pattern, RegexError, compile_regex, examples
+from dashgen.units import contradiction, unit_from_name
 
 UNKNOWN_METRIC = "unknown-metric"
 UNKNOWN_LABEL = "unknown-label"
@@ -41,6 +42,8 @@ UNPARSABLE_QUERY = "unparsable-query"
 UNMATCHED_REGEX = "unmatched-regex"
 UNREADABLE_FILE = "unreadable-file"
 LEGEND_LABEL = "legend-label-missing"
+UNIT_MISMATCH = "unit-mismatch"
+
 # Produced by the build/verify front end from the generated files, not by check_contract.
 STALE_FILE = "stale-file"
 MISSING_FILE = "missing-file"
@@ -216,7 +219,8 @@ class _RegexMatch(NamedTuple):
     """The exported samples a ``__name__`` regex matches, and whether it may select externals.
 
     Regex overlap is undecidable in general, so "may select externals" means: the same regex
-    text is declared external, or an exact external name matches it.
+    text is declared external, an exact external name matches it, or an external pattern
+    matches one of the strings it matches (``node_cpu.*`` under ``node_.*``).
     """
 
     samples: tuple[str, ...]
@@ -270,7 +274,8 @@ class _Exported:
                 cached = _RegexMatch(
                     samples=tuple(s for s in self.sample_names if compiled.fullmatch(s)),
                     external=regex in self._external_regexes
-                    or any(compiled.fullmatch(name) for name in self._external_names),
+                    or any(compiled.fullmatch(name) for name in self._external_names)
+                    or any(self.is_external(example) for example in examples(regex)),
                 )
             self._regexes[regex] = cached
         if isinstance(cached, RegexError):
@@ -438,6 +443,22 @@ class _Checker:
         if complete and read:
             self._check_grouping(target, refs, read)
         self._check_any_family_labels(target, refs.labels_on_any_family)
+        self._check_unit(target, refs)
+
+    def _check_unit(self, target: Target, refs: QueryRefs) -> None:
+        """A panel unit that contradicts what the query's values measure: ``ms`` on a
+        seconds series with no ``* 1000`` draws values 1000 times off."""
+        measured = refs.measured
+        if not target.unit or measured is None or measured.sample.endswith("_count"):
+            return
+        families = self.exported.by_sample.get(measured.sample)
+        if not families:
+            return
+        unit = families[0].unit or unit_from_name(families[0].name)
+        wrong = contradiction(unit, target.unit, measured.scale)
+        if wrong is not None:
+            message, hint = wrong
+            self._add(target, UNIT_MISMATCH, target.unit, f"`{measured.sample}`: {message}", hint)
 
     def _check_any_family_labels(self, target: Target, wanted: frozenset[str]) -> None:
         """``label_values(route)``: some exported family must have the label."""
@@ -509,7 +530,7 @@ class _Checker:
             new = renamed.get(finding.subject) if finding.kind == UNKNOWN_METRIC else None
             if new is not None and new.name in joined:
                 findings.discard(finding)
-                note = "; no panel reads it, so this is most likely its old name"
+                note = "; no panel reads it, so it is most likely the name meant here"
                 findings.add(replace(finding, hint=finding.hint + note))
         self.findings = findings
 

@@ -98,6 +98,8 @@ class Target:
     place: str = PANEL
     panel_type: str = ""
     """The panel's ``type`` (``timeseries``, ``table``...), "" for variables and annotations."""
+    unit: str = ""
+    """The panel's Grafana unit (``fieldConfig.defaults.unit``), "" when it sets none."""
 
     @property
     def legend_labels(self) -> list[str]:
@@ -282,6 +284,9 @@ def _targets(
         raise DashgenError(file, f"panel {title!r}: 'targets' is not a list")
     panel_id = panel.get("id")
     panel_datasource = _resolve(panel.get("datasource"), variables)
+    field_config = panel.get("fieldConfig")
+    defaults = field_config.get("defaults") if isinstance(field_config, dict) else None
+    unit = _text(defaults.get("unit")) if isinstance(defaults, dict) else ""
     for position, raw in enumerate(targets):
         if not isinstance(raw, dict):
             raise DashgenError(file, f"panel {title!r}: a target is not an object")
@@ -301,6 +306,7 @@ def _targets(
             datasource=datasource,
             place=place,
             panel_type=_text(panel.get("type")),
+            unit=unit,
         )
         yield target, _skip_reason(datasource, expr)
 

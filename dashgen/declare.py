@@ -101,6 +101,27 @@ class _Checked:
                 )
         return tuple(value)
 
+    def label_values(
+        self, value: object, labels: tuple[str, ...]
+    ) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """``values={"label": ["a", "b"]}``: real values of declared labels."""
+        if value is None:
+            return ()
+        if not isinstance(value, Mapping):
+            example = '{"label": ["a", "b"]}'
+            raise self.fail(
+                f"values= takes a mapping such as {example}, got {describe_value(value)}"
+            )
+        checked = []
+        for label, listed in sorted(value.items(), key=lambda item: str(item[0])):
+            if label not in labels:
+                raise self.fail(f"values= names '{label}', which is not in labels=")
+            texts = self.texts(f"values['{label}']", listed)
+            if not texts:
+                raise self.fail(f"values['{label}'] is empty: list at least one value")
+            checked.append((label, texts))
+        return tuple(checked)
+
     def flag(self, option: str, value: object) -> bool:
         if not isinstance(value, bool):
             raise self.fail(f"{option}= takes True or False, got {describe_value(value)}")
@@ -121,6 +142,9 @@ class MetricSpec:
     exclude_reason: str | None
     file: str
     line: int
+    label_values: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """Real values of some labels (``values=``), which ``verify --live`` feeds so that a
+    hand-written matcher such as ``{payment_method="card"}`` finds its series."""
 
 
 class Options(TypedDict, total=False):
@@ -146,6 +170,7 @@ class Metric:
         unit: str = "",
         description: str = "",
         labels: Sequence[str] = (),
+        values: Mapping[str, Sequence[str]] | None = None,
         hint: Hint | Sequence[Hint] | None = None,
         exclude: str | None = None,
         scope: str = "dashgen",
@@ -156,6 +181,7 @@ class Metric:
         self.unit: str = check.text("unit", unit)
         self.description: str = check.text("description", description)
         self.labels = check.texts("labels", labels)
+        self.values = check.label_values(values, self.labels)
         if hint is None:
             self.hints = default_hints(self.kind)
         elif isinstance(hint, Hint):
@@ -182,6 +208,7 @@ class Metric:
             exclude_reason=self.exclude,
             file=self.file,
             line=self.line,
+            label_values=self.values,
         )
 
     def bind(self, provider: MeterProvider | None = None) -> Metric:

@@ -25,6 +25,8 @@ class Family:
     samples: tuple[str, ...]
     labels: tuple[str, ...] | None
     source: str = ""
+    unit: str = ""
+    """The declared OTel unit (``s``, ``By``, ``1``), "" when the path does not say."""
 
 
 @dataclass(frozen=True)

@@ -37,8 +37,15 @@ _LABEL_VALUES = 2
 
 
 def label_sets(spec: MetricSpec) -> list[dict[str, str]]:
-    """Two attribute sets per declaration: every label takes two distinct values."""
-    return [{label: f"{label}-{k}" for label in spec.labels} for k in range(_LABEL_VALUES)]
+    """Two attribute sets per declaration: every label takes two values, its declared real
+    ones (``values=``) where it has them."""
+    real = dict(spec.label_values)
+
+    def value(label: str, k: int) -> str:
+        known = real.get(label)
+        return known[k % len(known)] if known else f"{label}-{k}"
+
+    return [{label: value(label, k) for label in spec.labels} for k in range(_LABEL_VALUES)]
 
 
 class _Feeder:

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from dashgen.build import BuildResult
 
 _MEMO_FILE = "code-side.json"
-_FORMAT = 1
+_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,14 @@ def recall(config: Config, key: str) -> Expected | None:
             return None
         return Expected(
             families=tuple(
-                Family(f["name"], f["type"], tuple(f["samples"]), _labels(f["labels"]), f["source"])
+                Family(
+                    f["name"],
+                    f["type"],
+                    tuple(f["samples"]),
+                    _labels(f["labels"]),
+                    f["source"],
+                    f["unit"],
+                )
                 for f in stored["families"]
             ),
             family_of=dict(stored["family_of"]),

@@ -12,27 +12,12 @@ from dashgen.dashboards import ref_id
 from dashgen.errors import DashgenError
 from dashgen.families import Exported, ExportedMetric
 from dashgen.hints import Average, Current, Heatmap, Hint, Increase, Quantiles, Rate, Threshold
+from dashgen.units import panel_unit
 
 PanelKind = Literal["timeseries", "stat", "gauge", "bargauge", "heatmap"]
 GRID_WIDTH = 24
 
 #: Grafana display units for the UCUM units people use; anything else shows as "short".
-_GRAFANA_UNITS = {
-    "s": "s",
-    "ms": "ms",
-    "us": "µs",
-    "ns": "ns",
-    "min": "m",
-    "h": "h",
-    "d": "d",
-    "By": "bytes",
-    "KiBy": "kbytes",
-    "MiBy": "mbytes",
-    "GiBy": "gbytes",
-    "bit": "bits",
-    "%": "percent",
-    "1": "none",
-}
 _RATE_UNITS = {"By": "Bps", "bit": "bps"}
 #: Words PromQL's lexer reads as an operator, a modifier or a number wherever they stand
 #: (case-insensitively), so a metric of that name cannot be selected by its bare name:
@@ -202,7 +187,7 @@ def _panel(panel_id: int, metric: ExportedMetric, hint: Hint, grid: GridPos) -> 
     grouping = _grouping(metric, hint.by)
     by = grouping.labels
     legend = hint.legend if hint.legend is not None else _legend(by, spec.name)
-    base_unit = _GRAFANA_UNITS.get(spec.unit, "short")
+    base_unit = panel_unit(spec.unit, "short")
     kind: PanelKind = "timeseries"
     unit = base_unit
     title_suffix: str

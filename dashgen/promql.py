@@ -99,6 +99,16 @@ class QueryRefs:
     """Labels ``label_replace``/``label_join`` read: on the series they are given."""
     result: ResultLabels | None = None
     """Which labels the query's result series can have; ``None`` when not worked out."""
+    measured: Measured | None = None
+    """What the result's values measure, where the query's shape says it plainly."""
+
+
+@dataclass(frozen=True)
+class Measured:
+    """The result's values are the sample ``sample``'s own unit times ``scale``."""
+
+    sample: str
+    scale: float
 
 
 @dataclass(frozen=True)
@@ -463,7 +473,80 @@ def extract_refs(expr: str) -> QueryRefs:
             label for label in found.sources if label and not _VARIABLE.search(label)
         ),
         result=result_labels(ast),
+        measured=measured(ast),
     )
+
+
+# Functions whose result is in the unit of the series they read.
+_SAME_UNIT = frozenset(
+    {"avg_over_time", "min_over_time", "max_over_time", "last_over_time", "quantile_over_time"}
+    | {"abs", "ceil", "floor", "round", "clamp", "clamp_min", "clamp_max", "sort", "sort_desc"}
+)
+_RATES = frozenset({"rate", "irate", "increase"})
+
+
+def measured(node: Expr) -> Measured | None:
+    """What the values of ``node`` measure, for the shapes whose unit is plain: a series as
+    it is (aggregated or not), ``histogram_quantile`` of buckets, a histogram's ``_sum`` rate
+    over its ``_count`` rate, each times or divided by numbers. ``None`` for anything else
+    (a rate of seconds is seconds per second, not seconds)."""
+    while isinstance(node, ParenExpr):
+        node = node.expr
+    if isinstance(node, BinaryExpr):
+        op = str(node.op)
+        if op in ("*", "/") and isinstance(node.rhs, NumberLiteral):
+            inner = measured(node.lhs)
+            factor = node.rhs.val if op == "*" else 1 / node.rhs.val if node.rhs.val else 0.0
+            return None if inner is None else Measured(inner.sample, inner.scale * factor)
+        if op == "*" and isinstance(node.lhs, NumberLiteral):
+            inner = measured(node.rhs)
+            return None if inner is None else Measured(inner.sample, inner.scale * node.lhs.val)
+        if op == "/":
+            return _mean_of_histogram(node)
+        return None
+    if isinstance(node, VectorSelector):
+        return Measured(node.name, 1.0) if node.name and PLACEHOLDER not in node.name else None
+    if isinstance(node, AggregateExpr):
+        op = str(node.op).lower()
+        return (
+            measured(node.expr) if op in ("sum", "avg", "min", "max", "topk", "bottomk") else None
+        )
+    if isinstance(node, Call):
+        name = node.func.name
+        args = node.args
+        if name == "histogram_quantile" and len(args) == 2:
+            buckets = _only_sample(args[1])
+            return Measured(buckets, 1.0) if buckets and buckets.endswith("_bucket") else None
+        if name in _SAME_UNIT and args:
+            argument = args[0]
+            if isinstance(argument, MatrixSelector):
+                argument = argument.vector_selector
+            return measured(argument)
+    return None
+
+
+def _mean_of_histogram(node: BinaryExpr) -> Measured | None:
+    """``rate(x_sum[...]) / rate(x_count[...])`` (each maybe aggregated): the mean, in x's
+    unit."""
+    total, count = _only_sample(node.lhs, _RATES), _only_sample(node.rhs, _RATES)
+    if total and count and total.endswith("_sum") and count == total[: -len("_sum")] + "_count":
+        return Measured(total, 1.0)
+    return None
+
+
+def _only_sample(node: Expr, through: frozenset[str] = _RATES) -> str | None:
+    """The one metric name under aggregations and rate-like calls, else None."""
+    while True:
+        if isinstance(node, ParenExpr | AggregateExpr):
+            node = node.expr
+        elif isinstance(node, Call) and node.func.name in through and node.args:
+            node = node.args[0]
+        elif isinstance(node, MatrixSelector):
+            node = node.vector_selector
+        elif isinstance(node, VectorSelector):
+            return node.name if node.name and PLACEHOLDER not in node.name else None
+        else:
+            return None
 
 
 # Aggregations whose result keeps the labels of the series they pick.

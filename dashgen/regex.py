@@ -7,7 +7,10 @@ Prometheus anchors them, and ``.`` matches a newline, as in Prometheus 3.
 
 from __future__ import annotations
 
-from typing import Protocol
+import re
+import re._parser as re_parser  # type: ignore[import-not-found]
+import warnings
+from typing import Any, Protocol
 
 import re2
 
@@ -34,3 +37,63 @@ def compile_regex(pattern: str) -> Pattern:
         text = reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)
         raise RegexError(text) from None
     return compiled
+
+
+_MAX_EXAMPLES = 16
+
+
+def examples(pattern: str) -> list[str]:
+    """A few strings ``pattern`` matches in full, one per alternative where it has them,
+    from Python's reading of it ([] when Python cannot read it): enough to ask whether an
+    external pattern covers a selector's regex, which no regex library can answer exactly."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "possible nested set" and the like
+            parsed = re_parser.parse(pattern)
+    except (re.error, RecursionError, OverflowError):
+        return []
+    found = _strings(list(parsed))
+    return [text for text in found if compile_regex(pattern).fullmatch(text)][:_MAX_EXAMPLES]
+
+
+def _strings(items: list[tuple[Any, Any]]) -> list[str]:
+    results = [""]
+    for op, argument in items:
+        options = _options(op, argument)
+        if not options:
+            return []
+        results = [head + tail for head in results for tail in options][:_MAX_EXAMPLES]
+    return results
+
+
+def _options(op: Any, argument: Any) -> list[str]:
+    name = str(op)
+    if name == "LITERAL":
+        return [chr(argument)]
+    if name in ("ANY", "NOT_LITERAL"):
+        return ["a" if name == "ANY" or argument != ord("a") else "b"]
+    if name == "IN":
+        return [_first_in(argument)]
+    if name == "AT":
+        return [""]
+    if name == "SUBPATTERN":
+        return _strings(list(argument[-1]))
+    if name == "BRANCH":
+        return [text for branch in argument[1] for text in _strings(list(branch))]
+    if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+        low, _, inner = argument
+        once = _strings(list(inner))
+        return [text * low for text in once] if once else []
+    return []
+
+
+def _first_in(members: list[tuple[Any, Any]]) -> str:
+    for op, argument in members:
+        name = str(op)
+        if name == "LITERAL":
+            return chr(argument)
+        if name == "RANGE":
+            return chr(argument[0])
+        if name == "CATEGORY":
+            return {"CATEGORY_DIGIT": "0", "CATEGORY_SPACE": " "}.get(str(argument), "a")
+    return "a"

@@ -460,3 +460,148 @@ def test_a_bad_baseline_is_one_line(example: Project) -> None:
         )
         assert (result.exit_code, result.stderr.count("\n")) == (2, 1)
         assert message in result.stderr
+
+
+QUANTILE = "histogram_quantile(0.99, sum by (le) (rate(worker_job_duration_seconds_bucket[5m])))"
+MEAN = (
+    "sum(rate(worker_job_duration_seconds_sum[5m])) / "
+    "sum(rate(worker_job_duration_seconds_count[5m]))"
+)
+
+
+def with_unit(unit: str, *exprs: str) -> JSONObject:
+    return panel("Case", *exprs, fieldConfig={"defaults": {"unit": unit}})
+
+
+@pytest.mark.parametrize(
+    ("unit", "expr", "message", "hint"),
+    [
+        (
+            "ms",
+            QUANTILE,
+            "`worker_job_duration_seconds_bucket`: panel unit `ms` on values in `s` scaled by "
+            "1: they are shown 1000x off",
+            "set the panel unit to `s`, or scale the query by 1000",
+        ),
+        (
+            "ms",
+            MEAN,
+            "`worker_job_duration_seconds_sum`: panel unit `ms` on values in `s` scaled by 1: "
+            "they are shown 1000x off",
+            "set the panel unit to `s`, or scale the query by 1000",
+        ),
+        (
+            "s",
+            f"{QUANTILE} * 1000",
+            "`worker_job_duration_seconds_bucket`: panel unit `s` on values in `s` scaled by "
+            "1000: they are shown 0.001x off",
+            "set the panel unit to `ms`, or scale the query by 1 instead of 1000",
+        ),
+        (
+            "bytes",
+            QUANTILE,
+            "`worker_job_duration_seconds_bucket`: panel unit `bytes` is data, but the values "
+            "are time (unit `s`)",
+            "use a time unit for the panel, such as `s`",
+        ),
+    ],
+)
+def test_a_panel_unit_that_contradicts_the_metric(
+    example: Project, unit: str, expr: str, message: str, hint: str
+) -> None:
+    code, items = verify(
+        example, {"hand.json": json.dumps(board(EVERYTHING, with_unit(unit, expr)))}
+    )
+    assert code == 1
+    assert [(f["kind"], f["subject"], f["message"], f["hint"]) for f in items] == [
+        ("unit-mismatch", unit, message, hint)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("unit", "expr"),
+    [
+        ("s", QUANTILE),
+        ("ms", f"{QUANTILE} * 1000"),
+        ("ms", f"1000 * ({MEAN})"),
+        ("dtdurations", MEAN),
+        ("µs", f"{QUANTILE} * 1e6"),
+        ("ops", "sum(rate(worker_job_duration_seconds_count[5m]))"),  # a count: not judged
+        ("percentunit", "rate(worker_job_duration_seconds_sum[5m])"),  # s per s: not judged
+        ("short", QUANTILE),  # a unit with no dimension: not judged
+    ],
+)
+def test_panel_units_that_fit_stay_clean(example: Project, unit: str, expr: str) -> None:
+    assert verify(example, {"hand.json": json.dumps(board(EVERYTHING, with_unit(unit, expr)))}) == (
+        0,
+        [],
+    )
+
+
+def test_an_external_pattern_covers_a_name_regex_it_overlaps(example: Project) -> None:
+    config = (example.root / "pyproject.toml").read_text()
+    external = (
+        '\n[[tool.dashgen.external]]\npattern = "node_.*"\nregex = true\nreason = "node-exporter"\n'
+    )
+    (example.root / "pyproject.toml").write_text(config + external)
+    covered = panel("Covered", 'sum(rate({__name__=~"node_cpu_seconds.*"}[5m]))')
+    assert verify(example, {"hand.json": json.dumps(board(EVERYTHING, covered))}) == (0, [])
+    uncovered = panel("Uncovered", '{__name__=~"process_cpu_.*"}')
+    code, items = verify(example, {"hand.json": json.dumps(board(EVERYTHING, uncovered))})
+    assert (code, found(items)) == (
+        1,
+        {("unmatched-regex", "panel", "Uncovered", "process_cpu_.*")},
+    )
+
+
+def test_build_refuses_a_hint_unit_that_contradicts_the_metric(project: Project) -> None:
+    project.source(
+        "m.py",
+        "from dashgen import Dashboard, Gauge, Row, hints\n"
+        "G = Gauge('queue.wait', unit='ms', hint=hints.Current(unit='s'))\n"
+        "D = Dashboard('D', rows=[Row('r', [G])])\n",
+    )
+    result = project.run("build")
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "error: src/m.py:2: metric 'queue.wait': hint Current(unit='s'): panel unit `s` on "
+        "values in `ms` scaled by 1: they are shown 0.001x off; use unit='ms', or leave "
+        "unit= out\n",
+    )
+    assert not project.generated.exists()
+
+
+PAYMENTS = """
+from dashgen import Counter, Dashboard, Row
+PAYMENTS = Counter("shop.payments", labels=["payment_method"]{values})
+D = Dashboard("Shop", rows=[Row("r", [PAYMENTS])])
+"""
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_live_feeds_the_declared_real_label_values(project: Project, declared: bool) -> None:
+    """A hand-written matcher on a real value draws data when the declaration names the
+    label's values; without them the fed data cannot know it, and live says no data."""
+    values = ', values={"payment_method": ["card", "cash"]}' if declared else ""
+    project.source("m.py", PAYMENTS.format(values=values))
+    assert project.run("build").exit_code == 0
+    card = panel("Card", 'sum(rate(shop_payments_total{payment_method="card"}[5m]))')
+    (project.root / "dashboards").mkdir()
+    (project.root / "dashboards/shop.json").write_text(json.dumps(board(card)))
+    result = project.run("verify", str(project.root / "dashboards"), "--live", "--format", "json")
+    live = json.loads(result.stdout)["live"]
+    if declared:
+        assert (result.exit_code, live["findings"]) == (0, [])
+    else:
+        assert result.exit_code == 1
+        assert [f["kind"] for f in live["findings"]] == ["no-data"]
+
+
+def test_values_must_name_declared_labels(project: Project) -> None:
+    project.source("m.py", PAYMENTS.format(values=', values={"method": ["card"]}'))
+    result = project.run("build")
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "error: src/m.py:3: metric 'shop.payments': values= names 'method', which is not in "
+        "labels=\n",
+    )

@@ -84,6 +84,11 @@ HINTS_FOR = {
 STYLES = ("timeseries", "stat", "gauge", "bargauge")
 AGGS = ("sum", "max", "min", "avg")
 GRAFANA_UNITS = ("s", "ms", "bytes", "percent", "reqps", "short", "none")
+# The panel units that show each metric unit's values as they are (build refuses the
+# others on hints that show values directly); units of no dimension fit any metric.
+FITTING_UNITS = {"s": "s", "ms": "ms", "By": "bytes", "%": "percent"}
+DIMENSIONED = frozenset({"s", "ms", "bytes", "percent"})
+SHOWS_VALUES = frozenset({"Current", "Quantiles", "Average"})
 COLOURS = ("red", "orange", "yellow", "#ff0000", "dark-green")
 SEPARATORS = "._-/"
 # Left out of metric heads: `target_info` is the exporter's own family (a `target.info`
@@ -256,8 +261,12 @@ floats = st.floats(min_value=-1e9, max_value=1e9, allow_nan=False, allow_infinit
 
 
 @st.composite
-def hint_decls(draw: st.DrawFn, kind: str, labels: tuple[str, ...]) -> HintDecl:
+def hint_decls(draw: st.DrawFn, kind: str, labels: tuple[str, ...], unit: str) -> HintDecl:
     hint = draw(st.sampled_from(HINTS_FOR[kind]))
+    panel_units: tuple[str, ...] = GRAFANA_UNITS
+    if hint in SHOWS_VALUES:
+        fits = FITTING_UNITS.get(unit)
+        panel_units = tuple(u for u in GRAFANA_UNITS if u not in DIMENSIONED or u == fits)
     args: dict[str, Any] = {}
     if hint != "Heatmap" and labels:
         args["by"] = tuple(draw(st.lists(st.sampled_from(labels), unique=True)))
@@ -271,7 +280,7 @@ def hint_decls(draw: st.DrawFn, kind: str, labels: tuple[str, ...]) -> HintDecl:
     optional: dict[str, st.SearchStrategy[Any]] = {
         "title": titles,
         "description": st.text(max_size=40),
-        "unit": st.sampled_from(GRAFANA_UNITS),
+        "unit": st.sampled_from(panel_units),
         "legend": st.text(max_size=20),
         "thresholds": st.lists(st.tuples(floats, st.sampled_from(COLOURS)), max_size=3).map(tuple),
         "width": st.integers(1, 24),
@@ -293,10 +302,11 @@ def metric_decls(
 ) -> MetricDecl:
     """A declaration; ``grouped``: some panel of it groups by one of its labels."""
     kind = draw(st.sampled_from(kinds))
+    unit = draw(st.sampled_from(UNITS))
     labels = tuple(draw(label_keys().filter(bool) if grouped else label_keys()))
     hints: tuple[HintDecl, ...] | None = None
     if grouped or draw(st.booleans()):
-        hints = tuple(draw(st.lists(hint_decls(kind, labels), min_size=1, max_size=3)))
+        hints = tuple(draw(st.lists(hint_decls(kind, labels, unit), min_size=1, max_size=3)))
     if grouped:
         hint = draw(st.sampled_from([h for h in HINTS_FOR[kind] if h != "Heatmap"]))
         by = tuple(draw(st.lists(st.sampled_from(labels), min_size=1, unique=True)))
@@ -310,7 +320,7 @@ def metric_decls(
         var=var,
         kind=kind,
         name=draw(names(head)),
-        unit=draw(st.sampled_from(UNITS)),
+        unit=unit,
         labels=labels,
         hints=hints,
         buckets=buckets,
@@ -498,7 +508,7 @@ class Mutation:
             renames = [
                 f["hint"]
                 for f in findings
-                if f["kind"] == "unknown-metric" and "most likely its old name" in f["hint"]
+                if f["kind"] == "unknown-metric" and "most likely the name meant here" in f["hint"]
             ]
             assert any(f"`{self.unpanelled}" in hint for hint in renames), findings
 
@@ -556,7 +566,14 @@ def change_unit(draw: Draw, project: Project, catalog: CatalogDecl) -> Mutation:
     metric = draw(st.sampled_from(catalog.placed()))
     # Only units that change the exported name: {request} -> 1 rightly changes no query.
     units = [u for u in UNITS if oracle(replace(metric, unit=u)).family != oracle(metric).family]
-    changed = replace(metric, unit=draw(st.sampled_from(units)))
+    # A panel unit the hint set for the old unit goes with it, as a user's edit would.
+    hints = metric.hints and tuple(
+        HintDecl(h.kind, tuple(a for a in h.args if a[0] != "unit"))
+        if h.kind in SHOWS_VALUES
+        else h
+        for h in metric.hints
+    )
+    changed = replace(metric, unit=draw(st.sampled_from(units)), hints=hints)
     return edit_source(project, catalog, metric, changed)
 
 

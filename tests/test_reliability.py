@@ -382,10 +382,11 @@ ROWS: list[BadInput] = [
         "sources",
         "`[tool.dashgen]` with a misspelt key (`ouput`)",
         pyproject("[tool.dashgen]\nsources = 'src'\nouput = 'gen'\n"),
-        f"{PROJECT}/pyproject.toml: [tool.dashgen]: has unknown keys ['ouput'] (known: cache, "
-        "dashboards_path, datasource_uid, exclude, exclude_dashboards, external, instruments, "
-        "output, pipeline, prometheus_naming, prometheus_url, promote_resource_attributes, "
-        "recorded, scrape, scrape_labels, sources, translation_strategy, unrecorded)",
+        f"{PROJECT}/pyproject.toml: [tool.dashgen]: has unknown keys ['ouput'] (known: baseline, "
+        "cache, dashboards_path, datasource_uid, exclude, exclude_dashboards, external, "
+        "instruments, output, pipeline, prometheus_naming, prometheus_url, "
+        "promote_resource_attributes, recorded, scrape, scrape_labels, sources, "
+        "translation_strategy, unrecorded)",
     ),
     BadInput(
         "tool-not-a-table",

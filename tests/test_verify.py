@@ -71,7 +71,7 @@ def test_changed_unit(example: Project) -> None:
     # One cause, one finding per query site: the new family is named in each hint as the
     # rename it is, not reported again as unpanelled.
     assert all(
-        "no panel reads it, so this is most likely its old name" in f["hint"] for f in unknown
+        "no panel reads it, so it is most likely the name meant here" in f["hint"] for f in unknown
     )
     assert {f["kind"] for f in items} == {"unknown-metric", "stale-file"}
 
@@ -231,7 +231,7 @@ def names_new_family(items: list[dict[str, Any]], family: str) -> bool:
     return any(
         f["kind"] == "unknown-metric"
         and f"`{family}" in f["hint"]
-        and "most likely its old name" in f["hint"]
+        and "most likely the name meant here" in f["hint"]
         for f in items
     )
 

@@ -203,17 +203,18 @@ def _exported(
         otlp_type = COUNTER if metric.sum.is_monotonic else "nonmonotonic_counter"
         name = names.metric(spec, otlp_type)
         family_type = "counter" if metric.sum.is_monotonic else "gauge"
-        family = Family(name, family_type, (name,), tuple(label_names), _at(spec))
+        family = Family(name, family_type, (name,), tuple(label_names), _at(spec), spec.unit)
         return ExportedMetric(spec, family, labels, value_sample=name)
     if kind == "histogram":
         base = names.metric(spec, "histogram")
         samples = (f"{base}_bucket", f"{base}_count", f"{base}_sum")
-        family = Family(base, "histogram", samples, tuple(sorted({*label_names, "le"})), _at(spec))
+        labelled = tuple(sorted({*label_names, "le"}))
+        family = Family(base, "histogram", samples, labelled, _at(spec), spec.unit)
         return ExportedMetric(
             spec, family, labels, samples[1], bucket_sample=samples[0], sum_sample=samples[2]
         )
     name = names.metric(spec, GAUGE)
-    family = Family(name, "gauge", (name,), tuple(label_names), _at(spec))
+    family = Family(name, "gauge", (name,), tuple(label_names), _at(spec), spec.unit)
     return ExportedMetric(spec, family, labels, value_sample=name)
 
 

@@ -105,7 +105,7 @@ def _read_families(specs: Sequence[MetricSpec], collected: list[PromFamily]) -> 
                         f"collides with '{specs[other].name}' ({specs[other].file}:"
                         f"{specs[other].line}): both export the sample '{sample}'",
                     )
-        families.append(_family(prom, source))
+        families.append(_family(prom, source, specs[owners[0]].unit if owners else ""))
     for index, spec in enumerate(specs):
         if not by_spec[index]:
             _explain_lost(spec, specs, by_spec)
@@ -139,20 +139,21 @@ def _owner(labels: Mapping[str, str]) -> int | None:
     return declaration_of_scope(labels.get(SCOPE_LABEL, ""))
 
 
-def _family(prom: PromFamily, source: str) -> Family:
+def _family(prom: PromFamily, source: str, unit: str = "") -> Family:
     return Family(
         name=prom.name,
         type=prom.type,
         samples=tuple(sorted({s.name for s in prom.samples})),
         labels=tuple(sorted({label for s in prom.samples for label in s.labels})),
         source=source,
+        unit=unit,
     )
 
 
 def _exported(spec: MetricSpec, proms: list[PromFamily]) -> ExportedMetric:
     (prom,) = proms
     labels = _attribute_labels(spec, prom)
-    family = _family(prom, f"{spec.file}:{spec.line}")
+    family = _family(prom, f"{spec.file}:{spec.line}", spec.unit)
     if spec.kind is not Kind.HISTOGRAM:
         return ExportedMetric(spec, family, labels, value_sample=prom.samples[0].name)
     bucket = next(s.name for s in prom.samples if "le" in s.labels)

@@ -117,7 +117,7 @@ def _exported(spec: MetricSpec, stored: Stored) -> ExportedMetric:
     family_type = _FAMILY_TYPES.get(spec.kind, "gauge")
     if spec.kind is not Kind.HISTOGRAM:
         (name,) = names
-        family = Family(name, family_type, (name,), label_names, source)
+        family = Family(name, family_type, (name,), label_names, source, spec.unit)
         return ExportedMetric(spec, family, labels, value_sample=name)
     bucket = next(series["__name__"] for series, _ in stored if "le" in series)
     count = next(series["__name__"] for series, v in stored if "le" not in series and v == 1)
@@ -128,5 +128,5 @@ def _exported(spec: MetricSpec, stored: Stored) -> ExportedMetric:
         lambda chars: len(set(chars)) == 1, zip(bucket, count, total, strict=False)
     )
     base = "".join(chars[0] for chars in same).rstrip("_.")
-    family = Family(base, family_type, (bucket, count, total), label_names, source)
+    family = Family(base, family_type, (bucket, count, total), label_names, source, spec.unit)
     return ExportedMetric(spec, family, labels, count, bucket_sample=bucket, sum_sample=total)
