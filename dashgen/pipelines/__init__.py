@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from dashgen.catalog import where
 from dashgen.errors import DashgenError
 from dashgen.pipelines.otlp_names import Strategy
 
@@ -67,6 +68,17 @@ class Pipeline:
         module = importlib.import_module(f"dashgen.pipelines.{self.name.replace('-', '_')}")
         exported: Exported = module.export(specs, self)
         return exported
+
+    def claim(self, owners: dict[str, MetricSpec], stored_as: str, spec: MetricSpec) -> None:
+        """Record that ``spec`` is stored as ``stored_as``; two declarations stored under
+        one name would read as one metric, so the second is refused."""
+        first = owners.setdefault(stored_as, spec)
+        if first is not spec:
+            raise DashgenError(
+                where(spec),
+                f"collides with '{first.name}' ({first.file}:{first.line}): both are stored "
+                f"as '{stored_as}' with {self.describe()}",
+            )
 
     def describe(self) -> str:
         if self.name is PipelineName.OTLP:

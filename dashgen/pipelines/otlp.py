@@ -150,13 +150,7 @@ def _read(
             for metric in scope_metrics.metrics:
                 spec = specs[index]
                 exported = _exported(spec, metric, common, names)
-                first = owner.setdefault(exported.family.name, spec)
-                if first is not spec:
-                    raise DashgenError(
-                        where(spec),
-                        f"collides with '{first.name}' ({first.file}:{first.line}): both are "
-                        f"stored as '{exported.family.name}' with {pipeline.describe()}",
-                    )
+                pipeline.claim(owner, exported.family.name, spec)
                 metrics[spec.name] = exported
     for spec in specs:
         if spec.name not in metrics:

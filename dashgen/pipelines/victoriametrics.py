@@ -80,13 +80,7 @@ def _read(specs: Sequence[MetricSpec], stored: Stored, pipeline: Pipeline) -> Ex
         if index not in by_declaration:
             raise DashgenError(where(spec), "VictoriaMetrics stored no series for it")
         exported = _exported(spec, by_declaration[index])
-        first = owner.setdefault(exported.family.name, spec)
-        if first is not spec:
-            raise DashgenError(
-                where(spec),
-                f"collides with '{first.name}' ({first.file}:{first.line}): both are stored "
-                f"as '{exported.family.name}' with {pipeline.describe()}",
-            )
+        pipeline.claim(owner, exported.family.name, spec)
         metrics[spec.name] = exported
     families = sorted((m.family for m in metrics.values()), key=lambda f: f.name)
     return Exported(metrics=metrics, families=tuple(families))
