@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -225,6 +226,11 @@ class Recorder:
         ]
         if answer["dead"]:
             self.summary.append(f"never recorded: {', '.join(answer['dead'])}")
+        if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+            self.summary.append(
+                "OTEL_SDK_DISABLED=true turns the app's OTel SDK off; dashgen recorded through "
+                "its own provider all the same"
+            )
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if self.summary:

@@ -21,10 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
-from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
-from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client import REGISTRY
 from prometheus_client.metrics_core import Metric as PromFamily
 
 from dashgen.capture import FACTORIES, PROVIDER, Snapshot, install_global
@@ -35,6 +33,7 @@ from dashgen.families import Family
 from dashgen.hints import Kind
 from dashgen.pipelines import Pipeline
 from dashgen.pipelines.prometheus_client_registry import collectors
+from dashgen.pipelines.prometheus_exporter import private_pipeline
 from dashgen.recording import (
     DEFAULT_PATH,
     RecordedFamily,
@@ -44,8 +43,6 @@ from dashgen.recording import (
     write_recording,
 )
 
-#: Exemplars only cost time here: dashgen reads names, never trace links.
-ALWAYS_OFF = AlwaysOffExemplarFilter()
 SCOPE_LABEL = "otel_scope_name"
 _SCOPE_PREFIX = "dashgen.capture."
 _RECORD = {
@@ -133,12 +130,7 @@ def _one_per_instrument(snapshots: Sequence[Snapshot]) -> list[Snapshot]:
 
 
 def _collect(instruments: Sequence[Snapshot], sites: Sequence[str]) -> list[PromFamily]:
-    registry = CollectorRegistry()
-    provider = MeterProvider(
-        metric_readers=[PrometheusMetricReader(registry=registry)],
-        shutdown_on_exit=False,
-        exemplar_filter=ALWAYS_OFF,
-    )
+    registry, provider = private_pipeline()
     try:
         for index, snapshot in enumerate(instruments):
             try:

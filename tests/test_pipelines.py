@@ -263,3 +263,14 @@ def test_live_on_otlp_feeds_the_names_that_path_stores(example: Project, engine:
     assert result.exit_code == 0, result.stdout
     live = json.loads(result.stdout)["live"]
     assert live["queries"] == 30 and live["findings"] == []
+
+
+@pytest.mark.parametrize("pipeline", ["prometheus-exporter", "otlp", "victoriametrics"])
+def test_otel_sdk_disabled_in_the_environment_does_not_empty_the_export(
+    example: Project, monkeypatch: pytest.MonkeyPatch, pipeline: str
+) -> None:
+    """dashgen's providers only name metrics; the app's switch for its own SDK is not theirs."""
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    result = example.run("build", "--pipeline", pipeline, "--no-cache")
+    assert result.exit_code == 0, result.stderr
+    assert example.run("verify", "--pipeline", pipeline, "--no-cache").exit_code == 0

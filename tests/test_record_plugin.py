@@ -129,6 +129,24 @@ def test_recording_mode_writes_what_the_tests_created_and_recorded(shop: pytest.
     }
 
 
+def test_otel_sdk_disabled_neither_crashes_nor_stops_the_recording(
+    shop: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pytest-env often sets OTEL_SDK_DISABLED=true for test runs: the SDK then gives no-op
+    meters, which must not empty dashgen's own export."""
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    result = shop.runpytest_subprocess("--dashgen-record", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "3 of 4 instruments recorded; wrote .dashgen/recorded.json",
+            "OTEL_SDK_DISABLED=true turns the app's OTel SDK off; dashgen recorded through its "
+            "own provider all the same",
+        ]
+    )
+    assert recorded(shop.path)["shop.orders"]["exported"]["samples"] == ["shop_orders_total"]
+
+
 def test_the_recording_is_the_same_on_every_run(shop: pytest.Pytester) -> None:
     shop.runpytest_subprocess("--dashgen-record").assert_outcomes(passed=2)
     first = (shop.path / ".dashgen/recorded.json").read_bytes()

@@ -41,7 +41,7 @@ from dashgen.pipelines.otlp_names import (
     label_name,
     metric_name,
 )
-from dashgen.pipelines.sdk import ALWAYS_OFF, declaration_of_scope, trigger_all
+from dashgen.pipelines.sdk import declaration_of_scope, private_provider, trigger_all
 
 #: Resource attributes the server turns into ``job`` and ``instance``, not target_info labels.
 _IDENTITY = ("service.name", "service.namespace", "service.instance.id")
@@ -70,9 +70,7 @@ def sending_provider() -> Iterator[tuple[MeterProvider, list[bytes]]]:
     with _receiver() as (url, bodies):
         exporter = OTLPMetricExporter(endpoint=url, timeout=10)
         reader = PeriodicExportingMetricReader(exporter, export_interval_millis=_NEVER)
-        provider = MeterProvider(
-            metric_readers=[reader], shutdown_on_exit=False, exemplar_filter=ALWAYS_OFF
-        )
+        provider = private_provider([reader])
         try:
             yield provider, bodies
         finally:

@@ -26,10 +26,10 @@ from dashgen.families import Exported, ExportedMetric, Family
 from dashgen.hints import Kind
 from dashgen.pipelines import Pipeline
 from dashgen.pipelines.sdk import (
-    ALWAYS_OFF,
     HISTOGRAM_PROBE,
     declaration_of_scope,
     marker,
+    private_provider,
     trigger_all,
 )
 
@@ -61,12 +61,7 @@ def private_pipeline() -> tuple[CollectorRegistry, MeterProvider]:
     metrics never see each other.
     """
     registry = CollectorRegistry()
-    provider = MeterProvider(
-        metric_readers=[PrometheusMetricReader(registry=registry)],
-        shutdown_on_exit=False,
-        exemplar_filter=ALWAYS_OFF,
-    )
-    return registry, provider
+    return registry, private_provider([PrometheusMetricReader(registry=registry)])
 
 
 def _collect(specs: Sequence[MetricSpec]) -> list[PromFamily]:

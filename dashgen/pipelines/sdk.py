@@ -7,11 +7,13 @@ family, sample and label came from.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader
 
 from dashgen.catalog import where
 from dashgen.declare import MetricSpec
@@ -25,6 +27,20 @@ _SCOPE_PREFIX = "dashgen.catalog."
 #: Recorded once into each histogram; the sample equal to it is ``_sum``, the one equal
 #: to 1 is ``_count``. Read from the output, not assumed from suffixes.
 HISTOGRAM_PROBE = 2.5
+
+
+def private_provider(readers: Sequence[MetricReader]) -> MeterProvider:
+    """A MeterProvider of dashgen's own, which only names metrics: it must work where the
+    app's environment sets ``OTEL_SDK_DISABLED=true`` (pytest-env often does), which the SDK
+    reads when a provider is made and which then gives no-op meters that export nothing."""
+    disabled = os.environ.pop("OTEL_SDK_DISABLED", None)
+    try:
+        return MeterProvider(
+            metric_readers=list(readers), shutdown_on_exit=False, exemplar_filter=ALWAYS_OFF
+        )
+    finally:
+        if disabled is not None:
+            os.environ["OTEL_SDK_DISABLED"] = disabled
 
 
 def marker(index: int) -> str:
