@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from opentelemetry import metrics as otel
@@ -62,6 +63,25 @@ def _creation_site() -> tuple[str, int]:
     ):
         frame = frame.f_back
     return frame.f_code.co_filename, frame.f_lineno
+
+
+def plain(value: Any) -> Any:
+    """An attribute value as plain JSON-able data: a ``StrEnum`` member or another ``str``
+    subclass as ``str``, an ``Enum`` as its value, a sequence as a list. pytest-xdist hands
+    a worker's recording over with execnet, which refuses anything else and would lose it."""
+    if isinstance(value, Enum):
+        value = value.value
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    return str(value)
 
 
 def _plain(callback: Any) -> Callback:
@@ -141,7 +161,7 @@ class CapturedInstrument:
         if attributes:
             keys = tuple(attributes)
             if keys not in self.attribute_sets:
-                self.attribute_sets[keys] = dict(attributes)
+                self.attribute_sets[keys] = {key: plain(v) for key, v in attributes.items()}
 
     def observe(self, options: CallbackOptions) -> None:
         for callback in self.callbacks:

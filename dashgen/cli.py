@@ -400,7 +400,7 @@ def coverage(
             recorded=recording.resolve() if recording else None,
             exclude_dashboards=exclude,
         )
-        report = recording_coverage(config, dashboards if dashboards is not None else config.output)
+        report = recording_coverage(config, dashboards)
     out.print(render_table(report), markup=False, highlight=False)
     if fail_under is not None and report.percent < fail_under:
         out.print(

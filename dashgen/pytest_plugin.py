@@ -185,6 +185,7 @@ class Recorder:
         self.rootpath = rootpath
         self.helper: subprocess.Popen[bytes] | None = None
         self.received: list[dict[str, Any]] = []
+        self.lost: list[str] = []
         self.summary: list[str] = []
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
@@ -198,9 +199,13 @@ class Recorder:
         self.capture.observe()
 
     @pytest.hookimpl(optionalhook=True)
-    def pytest_testnodedown(self, node: Any) -> None:
-        """pytest-xdist controller: keep what a worker recorded."""
-        self.received.extend(getattr(node, "workeroutput", {}).get(RECORDING_KEY, []))
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        """pytest-xdist controller: keep what a worker recorded, and note a worker that
+        handed back nothing (it crashed): a recording without it would be wrong."""
+        output = getattr(node, "workeroutput", {})
+        if RECORDING_KEY not in output:
+            self.lost.append(str(getattr(getattr(node, "gateway", None), "id", node)))
+        self.received.extend(output.get(RECORDING_KEY, []))
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         snapshots = [s.to_json() for s in self.capture.snapshots()]
@@ -209,6 +214,14 @@ class Recorder:
             return
         if session.config.option.collectonly or session.exitstatus == pytest.ExitCode.INTERRUPTED:
             self.helper.communicate(b"")  # not a whole run: keep the last recording
+            return
+        if self.lost:
+            self.helper.communicate(b"")
+            self.summary = [
+                f"error: xdist worker(s) {', '.join(sorted(self.lost))} handed back no recording "
+                "(crashed?): the recording would miss what they recorded, so none was written"
+            ]
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
             return
         request = {"rootpath": str(self.rootpath), "instruments": snapshots + self.received}
         output, errors = self.helper.communicate(json.dumps(request, default=str).encode())

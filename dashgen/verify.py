@@ -34,6 +34,7 @@ from dashgen.coverage import (
     with_recording,
 )
 from dashgen.dashboard_files import read_dashboards
+from dashgen.dashboards import DashboardQueries
 from dashgen.errors import DashgenError
 from dashgen.families import Family
 from dashgen.isolate import run_isolated
@@ -227,16 +228,23 @@ def _same_role(sample: str, theirs: Family, mine: Family) -> str:
     return mine.samples[0] if len(mine.samples) == 1 else mine.name
 
 
-def recording_coverage(config: Config, directory: Path) -> Coverage:
+def recording_coverage(config: Config, directory: Path | None) -> Coverage:
     """``dashgen coverage``: the recording against the code's instruments (when there are
-    dashgen sources or an ``--instruments`` callable) and the panels in ``directory``."""
+    dashgen sources or an ``--instruments`` callable) and the panels in ``directory``
+    (given, or else the output dir when there is one: adoption projects have none)."""
     recording = read_recording(config.recorded or config.root / DEFAULT_PATH)
-    if not directory.is_dir():
+    if directory is not None and not directory.is_dir():
         raise DashgenError(str(directory), "dashboards dir not found")
+    shown = directory or (config.output if config.output.is_dir() else None)
     has_code = config.instruments or config.sources.is_dir()
-    code = code_side(config, directory).instruments if has_code else ()
-    found = read_dashboards(directory.resolve(), config.root, config.exclude_dashboards)
-    return measure(code, recording, found.dashboards, config.unrecorded)
+    code = code_side(config, shown or config.output).instruments if has_code else ()
+    dashboards: tuple[DashboardQueries, ...] = ()
+    if shown is not None:
+        found = read_dashboards(
+            shown.resolve(), config.root, config.exclude_dashboards, allow_empty=True
+        )
+        dashboards = found.dashboards
+    return measure(code, recording, dashboards, config.unrecorded)
 
 
 def _with_drift(

@@ -301,6 +301,19 @@ def test_coverage_of_a_recording_alone(project: Project) -> None:
     assert row(lines, "TOTAL")[-1] == "50%"
 
 
+def test_coverage_of_a_recording_file_without_an_output_dir(project: Project) -> None:
+    """Adoption projects have no generated/: the recording's instruments, no panels."""
+    recording = project.root / "run" / "recorded.json"
+    write_recording(recording, [counter("app.jobs", "", "app", "app.py:3", 4, "q")])
+    result = project.run("coverage", str(recording))
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert row(lines, "app.jobs") == ["app.jobs", "Counter", "4", "q", "recorded", "-"]
+    missing = project.run("coverage", str(recording), "--dashboards", str(project.root / "nope"))
+    assert (missing.exit_code, missing.stderr.count("\n")) == (2, 1)
+    assert "dashboards dir not found" in missing.stderr
+
+
 def test_coverage_notes_what_the_code_does_not_declare(shop: Project) -> None:
     stranger = counter("requests.client", "", "lib", "lib/client.py:8", 3)
     code, lines = coverage(shop, record(shop, *ALL_RECORDED, stranger))

@@ -278,6 +278,89 @@ def test_xdist_workers_recordings_are_merged(
     assert (shop.path / ".dashgen/recorded.json").read_text() == merged
 
 
+ENUM_APP = """\
+import enum
+
+from opentelemetry import metrics
+
+meter = metrics.get_meter("shop")
+ORDERS = meter.create_counter("shop.orders", unit="{order}")
+
+
+class Method(enum.StrEnum):
+    CARD = "card"
+
+
+class Size(enum.Enum):
+    BIG = 3
+
+
+class Route(str):
+    pass
+
+
+def checkout():
+    ORDERS.add(1, {"payment.method": Method.CARD})
+
+
+def refund():
+    ORDERS.add(1, {"size": Size.BIG, "route": Route("/pay"), "tags": ("a", Method.CARD)})
+"""
+
+
+def test_enum_and_str_subclass_attribute_values_survive_xdist(pytester: pytest.Pytester) -> None:
+    """execnet refuses anything but plain data: such values must not lose a worker's part."""
+    pytester.makepyprojecttoml('[tool.dashgen]\nsources = "nothing"\n')
+    (pytester.path / "enumshop.py").write_text(ENUM_APP)
+    (pytester.path / "tests").mkdir()
+    (pytester.path / "tests/test_a.py").write_text(
+        "from enumshop import checkout\n\ndef test_a():\n    checkout()\n"
+    )
+    (pytester.path / "tests/test_b.py").write_text(
+        "from enumshop import refund\n\ndef test_b():\n    refund()\n"
+    )
+    result = pytester.runpytest_subprocess(
+        "--dashgen-record", "-n", "2", "--dist", "loadfile", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["1 of 1 instruments recorded; wrote .dashgen/recorded.json"])
+    orders = recorded(pytester.path)["shop.orders"]
+    assert orders["measurements"] == 2
+    assert orders["attribute_keys"] == ["payment.method", "route", "size", "tags"]
+
+
+def test_a_worker_that_dies_fails_the_recording_loudly(shop: pytest.Pytester) -> None:
+    """Never "N of N recorded" with a worker's part missing."""
+    (shop.path / "tests/test_dies.py").write_text(
+        "import os\nfrom shop.app import refund\n\n\n"
+        "def test_dies():\n    refund()\n    os._exit(1)\n"
+    )
+    result = shop.runpytest_subprocess(
+        "--dashgen-record", "-n", "2", "--dist", "loadfile", "--max-worker-restart", "0"
+    )
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["error: xdist worker(s) gw* handed back no recording (crashed?)*"])
+    assert not (shop.path / ".dashgen/recorded.json").exists()
+
+
+def test_a_test_installing_its_own_provider_does_not_take_the_recording(
+    shop: pytest.Pytester,
+) -> None:
+    """OTel lets the global provider be set once: a test's own set_meter_provider is refused
+    (the SDK logs it), and what the app records still reaches dashgen."""
+    (shop.path / "tests/test_own_provider.py").write_text(
+        "from opentelemetry import metrics\n"
+        "from opentelemetry.sdk.metrics import MeterProvider\n"
+        "from shop.app import refund\n\n\n"
+        "def test_with_its_own_provider():\n"
+        "    metrics.set_meter_provider(MeterProvider())\n"
+        "    refund()\n"
+    )
+    result = shop.runpytest_subprocess("--dashgen-record", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3)
+    assert recorded(shop.path)["shop.refunds"]["measurements"] == 1
+
+
 PLAIN_APP = """\
 from opentelemetry import metrics
 
