@@ -21,6 +21,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Se
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 from opentelemetry import metrics as otel
@@ -99,6 +100,83 @@ def _plain(callback: Any) -> Callback:
     return send
 
 
+_APP, _TEST, _OTHER = 0, 1, 2
+_MAX_SITES = 10
+_TEST_DIRS = frozenset({"tests", "test", "testing"})
+
+
+class Callers:
+    """Who recorded a measurement: the nearest frame that is the project's own code and not
+    the instrument's wrapper: a method of a class in the module that created the instrument
+    (a ``BaseMetrics``), or of a subclass of one elsewhere (nested wrappers). A plain function
+    beside the instrument (``checkout()``) is the app's own code, not a wrapper.
+    Production when that frame is not under the test paths; else (a test that calls the
+    wrapper or the declaration directly, or no such frame at all) test-only.
+
+    Files are classified once each, so a measurement costs a few frame hops."""
+
+    def __init__(self, root: Path, test_paths: Sequence[str] = ()) -> None:
+        self.root = str(root.resolve()) + os.sep
+        self.test_paths = tuple(str((root / p).resolve()) + os.sep for p in test_paths)
+        self._files: dict[str, tuple[int, str, str]] = {}
+        self._wrapping: dict[tuple[object, str], bool] = {}
+
+    def attribute(self, frame: Any, wrapper: str) -> tuple[bool, str]:
+        """(production?, "file:line" of the frame that counts, "" when none), for an
+        instrument created in the module at absolute path ``wrapper``."""
+        while frame is not None:
+            filename = frame.f_code.co_filename
+            known = self._files.get(filename)
+            if known is None:
+                path = os.path.abspath(filename)
+                known = (self._kind(path), path, path[len(self.root) :].replace(os.sep, "/"))
+                self._files[filename] = known
+            kind, path, relative = known
+            if kind != _OTHER and not self._wraps(frame, wrapper):
+                return kind == _APP, f"{relative}:{frame.f_lineno}"
+            frame = frame.f_back
+        return False, ""
+
+    def _wraps(self, frame: Any, wrapper: str) -> bool:
+        """Whether the frame is a method of a class from the module ``wrapper`` (or of a
+        subclass of one); decided once per code object and wrapper."""
+        code = frame.f_code
+        key = (code, wrapper)
+        known = self._wrapping.get(key)
+        if known is None:
+            known = False
+            if code.co_argcount and code.co_varnames[0] in ("self", "cls"):
+                owner = frame.f_locals.get(code.co_varnames[0])
+                classes = owner.__mro__ if isinstance(owner, type) else type(owner).__mro__
+                known = any(_module_path(cls) == wrapper for cls in classes)
+            self._wrapping[key] = known
+        return known
+
+    def _kind(self, path: str) -> int:
+        if not path.startswith(self.root) or path.startswith(_SKIPPED_DIRS):
+            return _OTHER
+        relative = path[len(self.root) :]
+        parts = relative.split(os.sep)
+        if "site-packages" in parts or any(part.startswith(".") for part in parts[:-1]):
+            return _OTHER  # a venv inside the project
+        name = parts[-1]
+        if (
+            path.startswith(self.test_paths)
+            or _TEST_DIRS.intersection(parts[:-1])
+            or name.startswith("test_")
+            or name.endswith("_test.py")
+            or name == "conftest.py"
+        ):
+            return _TEST
+        return _APP
+
+
+def _module_path(cls: type) -> str:
+    module = sys.modules.get(cls.__module__)
+    file = getattr(module, "__file__", None)
+    return os.path.abspath(file) if file else ""
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """One instrument and what the app recorded into it, as plain data that can cross into
@@ -114,6 +192,11 @@ class Snapshot:
     measurements: int
     attribute_sets: tuple[Mapping[str, Any], ...]
     """The first attributes of each distinct key set the app recorded with."""
+    production: int | None = None
+    """Of ``measurements``, those the project's own non-test code made (None: not told)."""
+    production_sites: tuple[str, ...] = ()
+    test_sites: tuple[str, ...] = ()
+    """Where test-only measurements came from (the test that called the wrapper)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -126,12 +209,21 @@ class Snapshot:
             "line": self.line,
             "measurements": self.measurements,
             "attribute_sets": [dict(a) for a in self.attribute_sets],
+            "production": self.production,
+            "production_sites": list(self.production_sites),
+            "test_sites": list(self.test_sites),
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Snapshot:
         return cls(
-            **{**data, "kind": Kind(data["kind"]), "attribute_sets": (*data["attribute_sets"],)}
+            **{
+                **data,
+                "kind": Kind(data["kind"]),
+                "attribute_sets": (*data["attribute_sets"],),
+                "production_sites": (*data.get("production_sites", ()),),
+                "test_sites": (*data.get("test_sites", ()),),
+            }
         )
 
 
@@ -148,8 +240,18 @@ class CapturedInstrument:
     line: int
     callbacks: list[Callback]
     """The app's callbacks of an observable; run by ``Capture.observe``."""
+    callers: Callers | None = None
+    """Set in recording mode: who made each measurement."""
     measurements: int = 0
     attribute_sets: dict[tuple[str, ...], dict[str, Any]] = field(default_factory=dict)
+    production: int = 0
+    production_sites: dict[str, int] = field(default_factory=dict)
+    test_sites: dict[str, int] = field(default_factory=dict)
+    wrapper: str = ""
+    """The absolute path of ``file``: frames there are the wrapper, never the caller."""
+
+    def __post_init__(self) -> None:
+        self.wrapper = os.path.abspath(self.file)
 
     def record(self, amount: float, attributes: Attributes = None, context: Any = None) -> None:
         """Count one measurement of the app's: the app calls this directly as its
@@ -157,19 +259,37 @@ class CapturedInstrument:
 
         Not locked, for that cost: threads recording at once may lose a count, never the
         fact that the instrument was recorded, nor a key set."""
+        self._count(attributes)
+        if self.callers is not None:
+            production, site = self.callers.attribute(sys._getframe(1), self.wrapper)
+            self._site(production, site)
+
+    def _count(self, attributes: Attributes) -> None:
         self.measurements += 1
         if attributes:
             keys = tuple(attributes)
             if keys not in self.attribute_sets:
                 self.attribute_sets[keys] = {key: plain(v) for key, v in attributes.items()}
 
+    def _site(self, production: bool, site: str) -> None:
+        sites = self.production_sites if production else self.test_sites
+        self.production += production
+        if site and (site in sites or len(sites) < _MAX_SITES):
+            sites[site] = sites.get(site, 0) + 1
+
     def observe(self, options: CallbackOptions) -> None:
+        """Observations are production measurements: the app's callback made them, and
+        the SDK's reader would run it in production as dashgen runs it here."""
         for callback in self.callbacks:
             try:
-                for observation in callback(options):
-                    self.record(observation.value, observation.attributes)
+                observations = list(callback(options))
             except Exception:  # the SDK logs a failing callback and carries on; so does dashgen
                 _logger.exception("dashgen: a callback of observable %r failed", self.name)
+                continue
+            for observation in observations:
+                self._count(observation.attributes)
+                if self.callers is not None:
+                    self._site(True, "")
 
     def snapshot(self) -> Snapshot:
         return Snapshot(
@@ -182,13 +302,17 @@ class CapturedInstrument:
             line=self.line,
             measurements=self.measurements,
             attribute_sets=tuple(self.attribute_sets.values()),
+            production=None if self.callers is None else self.production,
+            production_sites=tuple(sorted(self.production_sites)),
+            test_sites=tuple(sorted(self.test_sites)),
         )
 
 
 class Capture:
     """The instruments created while this capture is the provider's current one."""
 
-    def __init__(self) -> None:
+    def __init__(self, callers: Callers | None = None) -> None:
+        self.callers = callers
         self.instruments: list[CapturedInstrument] = []
         self._observables: list[CapturedInstrument] = []
         self._lock = threading.Lock()
@@ -204,8 +328,17 @@ class Capture:
     ) -> CapturedInstrument:
         file, line = _creation_site()
         captured = CapturedInstrument(
-            kind, name, unit, description, scope, file, line, [_plain(c) for c in callbacks or ()]
+            kind,
+            name,
+            unit,
+            description,
+            scope,
+            file,
+            line,
+            [_plain(c) for c in callbacks or ()],
+            self.callers,
         )
+
         with self._lock:
             self.instruments.append(captured)
             if captured.callbacks:
@@ -340,9 +473,9 @@ class CapturingMeterProvider(otel.MeterProvider):
     ) -> otel.Meter:
         return _CapturingMeter(self, name, version)
 
-    def start(self) -> Capture:
+    def start(self, callers: Callers | None = None) -> Capture:
         """Take every new instrument, until ``stop`` (recording mode: the whole session)."""
-        capture = Capture()
+        capture = Capture(callers)
         self._captures.append(capture)
         return capture
 

@@ -34,6 +34,8 @@ class Config:
     exclude: Mapping[str, str] = field(default_factory=dict)
     exclude_dashboards: tuple[str, ...] = ()
     """Globs of dashboard files verify leaves out, relative to the dashboards dir."""
+    test_paths: tuple[str, ...] = ()
+    """Recording mode: dirs of test code besides pytest's testpaths, tests/ and test_*.py."""
     baseline: Path | None = None
     """verify reports only findings not in this file (``--write-baseline`` makes it)."""
     recorded: Path | None = None
@@ -107,6 +109,7 @@ def load_config(start: Path, overrides: Mapping[str, Any] | None = None) -> Conf
         exclude=dict(table.get("exclude", {})),
         exclude_dashboards=tuple(table.get("exclude_dashboards", ())),
         baseline=root / table["baseline"] if table.get("baseline") else None,
+        test_paths=tuple(table.get("test_paths", ())),
         recorded=root / table["recorded"] if "recorded" in table else None,
         unrecorded={name: reason.strip() for name, reason in table.get("unrecorded", {}).items()},
         pipeline=Pipeline(

@@ -34,6 +34,8 @@ UNDECLARED_LABEL = "undeclared-label"
 UNRECORDED_LABEL = "unrecorded-label"
 
 RECORDED = "recorded"
+TEST_ONLY = "test-only"
+"""Recorded in the run, but only by tests calling the wrapper or declaration directly."""
 DEAD = "dead"
 EXCLUDED = "excluded"
 
@@ -95,6 +97,8 @@ class CoverageRow:
     code: CodeInstrument | None
     sites: tuple[str, ...]
     """Where the run created it; empty when the run never created it."""
+    test_sites: tuple[str, ...]
+    """Where tests recorded it, when only tests did (a few)."""
     measurements: int
     attribute_keys: tuple[str, ...]
     samples: tuple[str, ...]
@@ -121,7 +125,7 @@ class Coverage:
     @property
     def percent(self) -> float:
         """Share of instruments recorded; excluded ones count neither way (100 when none)."""
-        counted = self.count(RECORDED) + self.count(DEAD)
+        counted = self.count(RECORDED) + self.count(DEAD) + self.count(TEST_ONLY)
         return 100.0 * self.count(RECORDED) / counted if counted else 100.0
 
 
@@ -175,13 +179,23 @@ def _row(
     for item in items:
         samples.update(item.exported.samples)
     measurements = sum(item.measurements for item in items)
-    status = RECORDED if measurements else EXCLUDED if name in unrecorded else DEAD
+    test_only = measurements > 0 and all(item.production == 0 for item in items)
+    status = (
+        EXCLUDED
+        if name in unrecorded and (not measurements or test_only)
+        else TEST_ONLY
+        if test_only
+        else RECORDED
+        if measurements
+        else DEAD
+    )
     return CoverageRow(
         name=name,
         kind=kind,
         unit=unit,
         code=code,
         sites=tuple(sorted({item.site for item in items})),
+        test_sites=tuple(sorted({site for item in items for site in item.test_sites}))[:3],
         measurements=measurements,
         attribute_keys=tuple(sorted({key for item in items for key in item.attribute_keys})),
         samples=tuple(sorted(samples)),
@@ -250,11 +264,7 @@ def _dead_panels(coverage: Coverage, dashboards: Sequence[DashboardQueries]) -> 
         rows = owners.get(sample, [])
         if not rows or any(row.status == RECORDED for row in rows):
             continue
-        why = "; ".join(
-            f"{row.describe()} was "
-            f"{'created but never recorded' if row.sites else 'never created'} by the test run"
-            for row in rows
-        )
+        why = "; ".join(_why_empty(row) for row in rows)
         names = " and ".join(f"`{row.name}`" for row in rows)
         for target in targets:
             yield Finding(
@@ -270,16 +280,31 @@ def _dead_panels(coverage: Coverage, dashboards: Sequence[DashboardQueries]) -> 
             )
 
 
+def _why_empty(row: CoverageRow) -> str:
+    if row.status == TEST_ONLY:
+        where = ", ".join(row.test_sites) or "the tests"
+        return (
+            f"{row.describe()} is recorded only by tests calling it directly ({where}): no "
+            "production code records it"
+        )
+    made = "created but never recorded" if row.sites else "never created"
+    return f"{row.describe()} was {made} by the test run"
+
+
 def _instrument_findings(coverage: Coverage) -> Iterable[Finding]:
     for row in coverage.rows:
         if row.code is None:
             continue
-        if row.status == DEAD:
+        if row.status in (DEAD, TEST_ONLY):
             how = "created, 0 measurements" if row.sites else "never created"
+            if row.status == TEST_ONLY:
+                how = f"only tests record it: {', '.join(row.test_sites) or 'no production caller'}"
             yield _family_finding(
                 DEAD_INSTRUMENT,
                 row.name,
-                f"{row.describe()} was never recorded by the test run ({how})",
+                f"{row.describe()} was never recorded by production code ({how})"
+                if row.status == TEST_ONLY
+                else f"{row.describe()} was never recorded by the test run ({how})",
                 f"add a test that records it, or list it under {_EXCUSE} with the reason "
                 "tests cannot record it",
             )
@@ -336,7 +361,7 @@ def render_table(coverage: Coverage) -> str:
         for row in coverage.rows
     ]
     recorded = coverage.count(RECORDED)
-    counted = recorded + coverage.count(DEAD)
+    counted = recorded + coverage.count(DEAD) + coverage.count(TEST_ONLY)
     total = (
         "TOTAL",
         "",

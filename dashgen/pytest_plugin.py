@@ -21,6 +21,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,7 +71,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     """Recording mode starts here, before conftest files and test modules import the app."""
     if early_config.known_args_namespace.dashgen_record or early_config.getini("dashgen_record"):
-        recorder = Recorder(early_config.rootpath)
+        from dashgen.config import load_config
+
+        try:
+            configured = load_config(early_config.rootpath).test_paths
+        except DashgenError as error:
+            raise pytest.UsageError(f"dashgen recording mode: {error}") from None
+        test_paths = [*early_config.getini("testpaths"), *configured]
+        recorder = Recorder(early_config.rootpath, test_paths)
         early_config.pluginmanager.register(recorder, "dashgen-recorder")
 
 
@@ -174,10 +182,10 @@ class Recorder:
     helper; they hand their snapshots to the controller's.
     """
 
-    def __init__(self, rootpath: Path) -> None:
-        from dashgen.capture import PROVIDER, install_global
+    def __init__(self, rootpath: Path, test_paths: Sequence[str] = ()) -> None:
+        from dashgen.capture import PROVIDER, Callers, install_global
 
-        self.capture = PROVIDER.start()
+        self.capture = PROVIDER.start(Callers(rootpath, test_paths))
         try:
             install_global()
         except DashgenError as error:
@@ -239,6 +247,9 @@ class Recorder:
         ]
         if answer["dead"]:
             self.summary.append(f"never recorded: {', '.join(answer['dead'])}")
+        if answer.get("test_only"):
+            names = ", ".join(answer["test_only"])
+            self.summary.append(f"recorded only by tests, never by production code: {names}")
         if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
             self.summary.append(
                 "OTEL_SDK_DISABLED=true turns the app's OTel SDK off; dashgen recorded through "

@@ -82,10 +82,21 @@ class RecordedInstrument:
     measurements: int
     attribute_keys: tuple[str, ...]
     exported: RecordedFamily
+    production: int | None = None
+    """Of ``measurements``, those the project's non-test code made; None in a recording
+    made without caller attribution (all count as production then)."""
+    production_sites: tuple[str, ...] = ()
+    test_sites: tuple[str, ...] = ()
+    """Where only tests recorded it: the test that called the wrapper or declaration."""
 
     @property
     def recorded(self) -> bool:
         return self.measurements > 0
+
+    @property
+    def test_only(self) -> bool:
+        """Recorded, but by tests alone: production never updates it."""
+        return self.measurements > 0 and self.production == 0
 
     def key(self) -> tuple[str, str, str, str, str]:
         """Identity across processes, and the sort order of the file."""
@@ -128,7 +139,22 @@ def _merge_two(first: RecordedInstrument, second: RecordedInstrument) -> Recorde
         measurements=first.measurements + second.measurements,
         attribute_keys=tuple(sorted({*first.attribute_keys, *second.attribute_keys})),
         exported=exported,
+        production=sum_known(first.production, second.production),
+        production_sites=bounded_sites({*first.production_sites, *second.production_sites}),
+        test_sites=bounded_sites({*first.test_sites, *second.test_sites}),
     )
+
+
+_MAX_SITES = 10
+
+
+def sum_known(first: int | None, second: int | None) -> int | None:
+    return None if first is None and second is None else (first or 0) + (second or 0)
+
+
+def bounded_sites(sites: set[str]) -> tuple[str, ...]:
+    """The first sites in sorted order, so that every run keeps the same ones."""
+    return tuple(sorted(sites)[:_MAX_SITES])
 
 
 def to_entry(item: RecordedInstrument) -> dict[str, Any]:
@@ -145,9 +171,12 @@ def to_entry(item: RecordedInstrument) -> dict[str, Any]:
         "kind": item.kind.value,
         "measurements": item.measurements,
         "name": item.name,
+        "production": item.production,
+        "production_sites": list(item.production_sites),
         "recorded": item.recorded,
         "scope": item.scope,
         "site": item.site,
+        "test_sites": list(item.test_sites),
         "unit": item.unit,
     }
 
@@ -159,6 +188,9 @@ def from_entry(entry: Mapping[str, Any]) -> RecordedInstrument:
     measurements = entry["measurements"]
     if not isinstance(measurements, int) or measurements < 0:
         raise ValueError(f"measurements must be a count, got {measurements!r}")
+    production = entry.get("production")
+    if production is not None and (not isinstance(production, int) or production < 0):
+        raise ValueError(f"production must be a count, got {production!r}")
     return RecordedInstrument(
         name=_text(entry["name"]),
         kind=Kind(entry["kind"]),
@@ -173,6 +205,9 @@ def from_entry(entry: Mapping[str, Any]) -> RecordedInstrument:
             samples=_texts(exported["samples"]),
             labels=None if labels is None else _texts(labels),
         ),
+        production=production,
+        production_sites=_texts(entry.get("production_sites", [])),
+        test_sites=_texts(entry.get("test_sites", [])),
     )
 
 

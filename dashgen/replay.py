@@ -38,8 +38,10 @@ from dashgen.recording import (
     DEFAULT_PATH,
     RecordedFamily,
     RecordedInstrument,
+    bounded_sites,
     merge,
     project_path,
+    sum_known,
     write_recording,
 )
 
@@ -125,6 +127,9 @@ def _one_per_instrument(snapshots: Sequence[Snapshot]) -> list[Snapshot]:
             seen,
             measurements=seen.measurements + snapshot.measurements,
             attribute_sets=tuple(sets.values()),
+            production=sum_known(seen.production, snapshot.production),
+            production_sites=bounded_sites({*seen.production_sites, *snapshot.production_sites}),
+            test_sites=bounded_sites({*seen.test_sites, *snapshot.test_sites}),
         )
     return list(merged.values())
 
@@ -201,6 +206,9 @@ def _recorded(snapshot: Snapshot, site: str, names: _Names) -> RecordedInstrumen
             samples=tuple(sorted(names.samples)),
             labels=tuple(sorted(names.labels)) if snapshot.measurements else None,
         ),
+        production=snapshot.production,
+        production_sites=snapshot.production_sites,
+        test_sites=snapshot.test_sites,
     )
 
 
@@ -294,6 +302,7 @@ def write_session(rootpath: Path, snapshots: Sequence[Snapshot]) -> dict[str, ob
         "instruments": len(instruments),
         "recorded": sum(i.recorded for i in instruments),
         "dead": sorted({i.name for i in instruments if not i.recorded}),
+        "test_only": sorted({i.name for i in instruments if i.test_only}),
     }
 
 

@@ -4,6 +4,7 @@ and the dashboards, through the real CLI."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -129,6 +130,30 @@ def test_a_panel_of_a_metric_the_run_never_recorded_is_dead(shop: Project) -> No
     assert "[tool.dashgen.unrecorded]" in instrument["hint"]
     # The same code and dashboards without the recording: every name check passes.
     code, report = verify(shop)
+    assert (code, report["findings"]) == (0, [])
+
+
+def test_a_panel_on_a_metric_only_tests_record_is_dead_and_names_the_test(shop: Project) -> None:
+    """The dead panel a unit test hid: the run recorded it, but no production code did."""
+    hidden = replace(run("shop.refunds", 3), production=0, test_sites=("tests/test_metrics.py:14",))
+    code, report = verify(
+        shop, "--recorded", record(shop, ALL_RECORDED[0], hidden, ALL_RECORDED[2])
+    )
+    assert code == 1
+    (dead,) = only(report, "dead-panel")
+    assert (dead["panel"], dead["subject"]) == ("Refunds", "shop_refunds_total")
+    assert (
+        "recorded only by tests calling it directly (tests/test_metrics.py:14)" in dead["message"]
+    )
+    (instrument,) = only(report, "dead-instrument")
+    assert (
+        "never recorded by production code (only tests record it: tests/test_metrics.py:14)"
+        in (instrument["message"])
+    )
+    result = shop.run("coverage", str(shop.root / ".dashgen/recorded.json"))
+    assert row(result.stdout.splitlines(), "shop.refunds")[4] == "test-only"
+    # A recording made without attribution (production unknown) counts all as production.
+    code, report = verify(shop, "--recorded", record(shop, *ALL_RECORDED))
     assert (code, report["findings"]) == (0, [])
 
 

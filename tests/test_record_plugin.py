@@ -199,14 +199,14 @@ def test_a_broken_helper_fails_the_run_with_its_error(
 
 
 def test_a_recording_that_cannot_be_written_fails_the_run(shop: pytest.Pytester) -> None:
+    """A config recording mode cannot use fails the run before the tests spend their time."""
     shop.makepyprojecttoml("[tool.dashgen]\nsourcez = 'shop'\n")
     result = shop.runpytest_subprocess("--dashgen-record")
-    result.assert_outcomes(passed=2)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stdout.fnmatch_lines(
+    result.stderr.fnmatch_lines(
         [
-            "*- dashgen recording -*",
-            "error: *pyproject.toml: [[]tool.dashgen]: has unknown keys *sourcez*",
+            "ERROR: dashgen recording mode: *pyproject.toml: [[]tool.dashgen]: "
+            "has unknown keys *sourcez*"
         ]
     )
     assert not (shop.path / ".dashgen").exists()
@@ -514,3 +514,90 @@ def test_recording_an_undeclared_attribute_key_is_a_finding(example_app: pytest.
     (finding,) = report["findings"]
     assert (finding["kind"], finding["subject"]) == ("undeclared-label", "tenant")
     assert "`http.server.requests`" in finding["message"]
+
+
+WRAPPER = """\
+from opentelemetry import metrics
+
+
+class QueueMetrics:
+    def __init__(self):
+        meter = metrics.get_meter("queue")
+        self._depth = meter.create_up_down_counter("queue.depth")
+        self._served = meter.create_counter("queue.served")
+
+    def update_queue_depth(self, change):
+        self._depth.add(change)
+
+    def served(self):
+        self._served.add(1)
+
+
+METRICS = QueueMetrics()
+"""
+
+SERVICE = """\
+from queueapp.wrapper import METRICS
+
+
+def serve():
+    METRICS.served()
+"""
+
+WRAPPER_TESTS = """\
+from queueapp.service import serve
+from queueapp.wrapper import METRICS
+
+
+def test_serving_records_through_the_service():
+    serve()
+
+
+def test_the_metrics_class_itself():
+    METRICS.update_queue_depth(3)
+"""
+
+
+def test_who_recorded_it_production_code_or_only_a_test(pytester: pytest.Pytester) -> None:
+    """A test that drives a service records in production code's name; a test that calls
+    the metrics wrapper itself records test-only: the wrapper module is never the caller."""
+    pytester.makepyprojecttoml('[tool.dashgen]\nsources = "nothing"\n')
+    (pytester.path / "queueapp").mkdir()
+    (pytester.path / "queueapp/__init__.py").write_text("")
+    (pytester.path / "queueapp/wrapper.py").write_text(WRAPPER)
+    (pytester.path / "queueapp/service.py").write_text(SERVICE)
+    (pytester.path / "tests").mkdir()
+    (pytester.path / "tests/test_queue.py").write_text(WRAPPER_TESTS)
+    result = pytester.runpytest_subprocess("--dashgen-record", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["recorded only by tests, never by production code: queue.depth"])
+    found = recorded(pytester.path)
+    served, depth = found["queue.served"], found["queue.depth"]
+    assert (served["measurements"], served["production"]) == (1, 1)
+    assert served["production_sites"] == [
+        f"queueapp/service.py:{line_of(SERVICE, 'METRICS.served()')}"
+    ]
+    assert (depth["measurements"], depth["production"], depth["production_sites"]) == (1, 0, [])
+    assert depth["test_sites"] == [
+        f"tests/test_queue.py:{line_of(WRAPPER_TESTS, 'METRICS.update_queue_depth(3)')}"
+    ]
+
+
+def test_a_declaration_recorded_by_a_test_or_a_fixture_is_test_only(shop: pytest.Pytester) -> None:
+    """dashgen declarations are the wrapper: calling ``.add()`` on one from a test or from a
+    conftest fixture is a test's measurement; checkout() in the app is production."""
+    (shop.path / "tests/conftest.py").write_text(
+        "import pytest\nfrom shop.metrics import REFUNDS\n\n\n"
+        "@pytest.fixture(autouse=True)\ndef refund_first():\n    REFUNDS.add(1)\n"
+    )
+    (shop.path / "tests/test_direct.py").write_text(
+        "from shop.metrics import REFUNDS\n\n\ndef test_direct():\n    REFUNDS.add(1)\n"
+    )
+    result = shop.runpytest_subprocess("--dashgen-record", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3)
+    found = recorded(shop.path)
+    refunds, orders = found["shop.refunds"], found["shop.orders"]
+    assert (refunds["measurements"], refunds["production"]) == (4, 0)
+    assert refunds["test_sites"] == ["tests/conftest.py:7", "tests/test_direct.py:5"]
+    assert (orders["production"], orders["test_sites"]) == (2, [])
+    assert orders["production_sites"] == [f"shop/app.py:{line_of(APP, 'ORDERS.add')}"]

@@ -385,7 +385,7 @@ ROWS: list[BadInput] = [
         f"{PROJECT}/pyproject.toml: [tool.dashgen]: has unknown keys ['ouput'] (known: baseline, "
         "cache, dashboards_path, datasource_uid, exclude, exclude_dashboards, external, "
         "instruments, output, pipeline, prometheus_naming, prometheus_url, "
-        "promote_resource_attributes, recorded, scrape, scrape_labels, sources, "
+        "promote_resource_attributes, recorded, scrape, scrape_labels, sources, test_paths, "
         "translation_strategy, unrecorded)",
     ),
     BadInput(
