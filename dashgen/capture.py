@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from opentelemetry import metrics as otel
@@ -118,38 +119,33 @@ class Callers:
     def __init__(self, root: Path, test_paths: Sequence[str] = ()) -> None:
         self.root = str(root.resolve()) + os.sep
         self.test_paths = tuple(str((root / p).resolve()) + os.sep for p in test_paths)
-        self._files: dict[str, tuple[int, str, str]] = {}
-        self._wrapping: dict[tuple[object, str], bool] = {}
+        self._files: dict[str, tuple[int, str]] = {}
 
-    def attribute(self, frame: Any, wrapper: str) -> tuple[bool, str]:
-        """(production?, "file:line" of the frame that counts, "" when none), for an
-        instrument created in the module at absolute path ``wrapper``."""
-        while frame is not None:
-            filename = frame.f_code.co_filename
-            known = self._files.get(filename)
-            if known is None:
-                path = os.path.abspath(filename)
-                known = (self._kind(path), path, path[len(self.root) :].replace(os.sep, "/"))
-                self._files[filename] = known
-            kind, path, relative = known
-            if kind != _OTHER and not self._wraps(frame, wrapper):
-                return kind == _APP, f"{relative}:{frame.f_lineno}"
-            frame = frame.f_back
-        return False, ""
-
-    def _wraps(self, frame: Any, wrapper: str) -> bool:
-        """Whether the frame is a method of a class from the module ``wrapper`` (or of a
-        subclass of one); decided once per code object and wrapper."""
+    def verdict(self, frame: Any, wrapper: str) -> int:
+        """What a frame's code is to an instrument created in the module at absolute path
+        ``wrapper``: the app's (``_APP``), a test's (``_TEST``), or one to look past
+        (``_OTHER``: libraries, dashgen, and the instrument's wrapper methods). Instruments
+        remember it per code object, so each code is judged once."""
         code = frame.f_code
-        key = (code, wrapper)
-        known = self._wrapping.get(key)
+        kind, _ = self.file_of(code.co_filename)
+        if kind == _OTHER:
+            return _OTHER
+        if code.co_argcount and code.co_varnames[0] in ("self", "cls"):
+            owner = frame.f_locals.get(code.co_varnames[0])
+            classes = owner.__mro__ if isinstance(owner, type) else type(owner).__mro__
+            if any(_module_path(cls) == wrapper for cls in classes):
+                return _OTHER
+        return kind
+
+    def file_of(self, filename: str) -> tuple[int, str]:
+        """The kind of a source file and its path relative to the root, once per file."""
+        known = self._files.get(filename)
         if known is None:
-            known = False
-            if code.co_argcount and code.co_varnames[0] in ("self", "cls"):
-                owner = frame.f_locals.get(code.co_varnames[0])
-                classes = owner.__mro__ if isinstance(owner, type) else type(owner).__mro__
-                known = any(_module_path(cls) == wrapper for cls in classes)
-            self._wrapping[key] = known
+            path = os.path.abspath(filename)
+            known = self._files[filename] = (
+                self._kind(path),
+                path[len(self.root) :].replace(os.sep, "/"),
+            )
         return known
 
     def _kind(self, path: str) -> int:
@@ -245,10 +241,13 @@ class CapturedInstrument:
     measurements: int = 0
     attribute_sets: dict[tuple[str, ...], dict[str, Any]] = field(default_factory=dict)
     production: int = 0
-    production_sites: dict[str, int] = field(default_factory=dict)
-    test_sites: dict[str, int] = field(default_factory=dict)
+    production_sites: dict[tuple[Any, int], int] = field(default_factory=dict)
+    test_sites: dict[tuple[Any, int], int] = field(default_factory=dict)
+    """(code object, line) -> measurements made there; turned into file:line at the end."""
     wrapper: str = ""
-    """The absolute path of ``file``: frames there are the wrapper, never the caller."""
+    """The absolute path of ``file``: its classes' methods are the wrapper, never the caller."""
+    verdicts: dict[Any, int] = field(default_factory=dict)
+    """Code object -> what it is to this instrument (see ``Callers.verdict``)."""
 
     def __post_init__(self) -> None:
         self.wrapper = os.path.abspath(self.file)
@@ -260,9 +259,21 @@ class CapturedInstrument:
         Not locked, for that cost: threads recording at once may lose a count, never the
         fact that the instrument was recorded, nor a key set."""
         self._count(attributes)
-        if self.callers is not None:
-            production, site = self.callers.attribute(sys._getframe(1), self.wrapper)
-            self._site(production, site)
+        callers = self.callers
+        if callers is None:
+            return
+        frame: FrameType | None = sys._getframe(1)
+        verdicts = self.verdicts
+        while frame is not None:
+            code = frame.f_code
+            verdict = verdicts.get(code)
+            if verdict is None:
+                verdict = verdicts[code] = callers.verdict(frame, self.wrapper)
+            if verdict != _OTHER:
+                self._site(verdict == _APP, (code, frame.f_lineno))
+                return
+            frame = frame.f_back
+        self._site(False, None)  # no frame of the project's own: a test's doing
 
     def _count(self, attributes: Attributes) -> None:
         self.measurements += 1
@@ -271,11 +282,17 @@ class CapturedInstrument:
             if keys not in self.attribute_sets:
                 self.attribute_sets[keys] = {key: plain(v) for key, v in attributes.items()}
 
-    def _site(self, production: bool, site: str) -> None:
+    def _site(self, production: bool, site: tuple[Any, int] | None) -> None:
         sites = self.production_sites if production else self.test_sites
         self.production += production
-        if site and (site in sites or len(sites) < _MAX_SITES):
+        if site is not None and (site in sites or len(sites) < _MAX_SITES):
             sites[site] = sites.get(site, 0) + 1
+
+    def _named(self, sites: Mapping[tuple[Any, int], int]) -> tuple[str, ...]:
+        if self.callers is None:
+            return ()
+        named = {f"{self.callers.file_of(code.co_filename)[1]}:{line}" for code, line in sites}
+        return tuple(sorted(named))
 
     def observe(self, options: CallbackOptions) -> None:
         """Observations are production measurements: the app's callback made them, and
@@ -289,7 +306,7 @@ class CapturedInstrument:
             for observation in observations:
                 self._count(observation.attributes)
                 if self.callers is not None:
-                    self._site(True, "")
+                    self._site(True, None)
 
     def snapshot(self) -> Snapshot:
         return Snapshot(
@@ -303,8 +320,8 @@ class CapturedInstrument:
             measurements=self.measurements,
             attribute_sets=tuple(self.attribute_sets.values()),
             production=None if self.callers is None else self.production,
-            production_sites=tuple(sorted(self.production_sites)),
-            test_sites=tuple(sorted(self.test_sites)),
+            production_sites=self._named(self.production_sites),
+            test_sites=self._named(self.test_sites),
         )
 
 
