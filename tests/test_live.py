@@ -185,10 +185,16 @@ def test_live_servers_listen_on_loopback_only() -> None:
 
 
 def _listening_addresses(pid: int) -> set[str]:
-    """Local addresses of the TCP sockets ``pid`` listens on, from /proc (no ss needed)."""
+    """Local addresses of the TCP sockets ``pid`` listens on, from /proc (no ss needed).
+
+    The server keeps opening and closing files (its data dir) while this reads: an fd that
+    is gone between the listing and its readlink was no listening socket."""
     inodes = set()
     for fd in Path(f"/proc/{pid}/fd").iterdir():
-        target = os.readlink(fd)
+        try:
+            target = os.readlink(fd)
+        except FileNotFoundError:
+            continue
         if target.startswith("socket:["):
             inodes.add(target[8:-1])
     found = set()
