@@ -275,7 +275,10 @@ class _Exported:
                     samples=tuple(s for s in self.sample_names if compiled.fullmatch(s)),
                     external=regex in self._external_regexes
                     or any(compiled.fullmatch(name) for name in self._external_names)
-                    or any(self.is_external(example) for example in examples(regex)),
+                    or (
+                        bool(self._external_regexes)  # exact names were asked just above
+                        and any(self.is_external(example) for example in examples(regex))
+                    ),
                 )
             self._regexes[regex] = cached
         if isinstance(cached, RegexError):

@@ -224,18 +224,8 @@ def _variable_targets(
         if not isinstance(query, str) or not query.strip():
             continue
         datasource = _resolve(entry.get("datasource"), variables) or DEFAULT_DATASOURCE
-        target = Target(
-            file=file,
-            dashboard=title,
-            panel=f"${_text(entry.get('name'))}",
-            panel_id=None,
-            ref_id="",
-            expr=query,
-            legend="",
-            datasource=datasource,
-            place=VARIABLE,
-        )
-        yield target, _skip_reason(datasource, query)
+        name = f"${_text(entry.get('name'))}"
+        yield _unpanelled(file, title, VARIABLE, name, "", query, datasource)
 
 
 def _annotation_targets(
@@ -258,18 +248,16 @@ def _annotation_targets(
             or _resolve(entry.get("datasource"), variables)
             or DEFAULT_DATASOURCE
         )
-        target = Target(
-            file=file,
-            dashboard=title,
-            panel=_text(entry.get("name")),
-            panel_id=None,
-            ref_id=_text(inner.get("refId")),
-            expr=expr,
-            legend="",
-            datasource=datasource,
-            place=ANNOTATION,
-        )
-        yield target, _skip_reason(datasource, expr)
+        name, ref = _text(entry.get("name")), _text(inner.get("refId"))
+        yield _unpanelled(file, title, ANNOTATION, name, ref, expr, datasource)
+
+
+def _unpanelled(
+    file: str, dashboard: str, place: str, name: str, ref: str, expr: str, datasource: str
+) -> tuple[Target, str | None]:
+    """A variable's or an annotation's query, which no panel holds, and why to skip it."""
+    target = Target(file, dashboard, name, None, ref, expr, "", datasource, place)
+    return target, _skip_reason(datasource, expr)
 
 
 def _targets(

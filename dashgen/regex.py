@@ -52,8 +52,8 @@ def examples(pattern: str) -> list[str]:
             parsed = re_parser.parse(pattern)
     except (re.error, RecursionError, OverflowError):
         return []
-    found = _strings(list(parsed))
-    return [text for text in found if compile_regex(pattern).fullmatch(text)][:_MAX_EXAMPLES]
+    compiled = compile_regex(pattern)
+    return [text for text in _strings(list(parsed)) if compiled.fullmatch(text)][:_MAX_EXAMPLES]
 
 
 def _strings(items: list[tuple[Any, Any]]) -> list[str]:
