@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Any
 
 from opentelemetry import metrics as otel
@@ -102,7 +102,7 @@ def _plain(callback: Any) -> Callback:
 
 
 _APP, _TEST, _OTHER = 0, 1, 2
-_MAX_SITES = 10
+_MAX_COMBINATIONS = 64
 _TEST_DIRS = frozenset({"tests", "test", "testing"})
 
 
@@ -188,6 +188,8 @@ class Snapshot:
     measurements: int
     attribute_sets: tuple[Mapping[str, Any], ...]
     """The first attributes of each distinct key set the app recorded with."""
+    samples: tuple[Mapping[str, Any], ...] = ()
+    """Distinct attribute combinations the app recorded with (the first few dozen)."""
     production: int | None = None
     """Of ``measurements``, those the project's own non-test code made (None: not told)."""
     production_sites: tuple[str, ...] = ()
@@ -205,6 +207,7 @@ class Snapshot:
             "line": self.line,
             "measurements": self.measurements,
             "attribute_sets": [dict(a) for a in self.attribute_sets],
+            "samples": [dict(a) for a in self.samples],
             "production": self.production,
             "production_sites": list(self.production_sites),
             "test_sites": list(self.test_sites),
@@ -217,6 +220,7 @@ class Snapshot:
                 **data,
                 "kind": Kind(data["kind"]),
                 "attribute_sets": (*data["attribute_sets"],),
+                "samples": (*data.get("samples", ()),),
                 "production_sites": (*data.get("production_sites", ()),),
                 "test_sites": (*data.get("test_sites", ()),),
             }
@@ -240,59 +244,78 @@ class CapturedInstrument:
     """Set in recording mode: who made each measurement."""
     measurements: int = 0
     attribute_sets: dict[tuple[str, ...], dict[str, Any]] = field(default_factory=dict)
+    combinations: set[tuple[tuple[str, Any], ...]] = field(default_factory=set)
+    """The distinct attribute combinations seen, up to ``_MAX_COMBINATIONS``: a measurement
+    with a known one costs one set lookup."""
+    samples: list[Mapping[str, Any]] = field(default_factory=list)
+    """The combinations above as plain data: real values per key, for ``verify --live``."""
+    sites: set[tuple[int, int]] = field(default_factory=set)
+    """(code id, bytecode offset) of each frame that made measurements; the code's verdict
+    says whether it is production or a test. Offsets become lines at the end."""
     production: int = 0
-    production_sites: dict[tuple[Any, int], int] = field(default_factory=dict)
-    test_sites: dict[tuple[Any, int], int] = field(default_factory=dict)
-    """(code object, line) -> measurements made there; turned into file:line at the end."""
+    """Measurements of the project's own non-test code, observations included."""
     wrapper: str = ""
     """The absolute path of ``file``: its classes' methods are the wrapper, never the caller."""
-    verdicts: dict[Any, int] = field(default_factory=dict)
-    """Code object -> what it is to this instrument (see ``Callers.verdict``)."""
+    depth: int = 1
+    """The first frame that may be the caller: 2 past a dashgen declaration's own method."""
+    verdicts: dict[int, int] = field(default_factory=dict)
+    """Code id -> what that code is to this instrument (see ``Callers.verdict``)."""
+    codes: dict[int, CodeType] = field(default_factory=dict)
+    """Code id -> code: held, so that no id is reused while it is a key above."""
 
     def __post_init__(self) -> None:
         self.wrapper = os.path.abspath(self.file)
 
     def record(self, amount: float, attributes: Attributes = None, context: Any = None) -> None:
         """Count one measurement of the app's: the app calls this directly as its
-        ``add``/``record``/``set``, so it is the whole cost of recording mode per call.
+        ``add``/``record``/``set``, so it is the whole cost of recording mode per call and
+        written for speed: no calls but dict lookups on the common path.
 
         Not locked, for that cost: threads recording at once may lose a count, never the
         fact that the instrument was recorded, nor a key set."""
-        self._count(attributes)
+        self.measurements += 1
+        if attributes:
+            self._note(attributes)
         callers = self.callers
         if callers is None:
             return
-        frame: FrameType | None = sys._getframe(1)
+        frame: FrameType | None = sys._getframe(self.depth)
         verdicts = self.verdicts
         while frame is not None:
-            code = frame.f_code
+            code = id(frame.f_code)  # a code object's own hash rehashes its bytecode
             verdict = verdicts.get(code)
             if verdict is None:
                 verdict = verdicts[code] = callers.verdict(frame, self.wrapper)
+                self.codes[code] = frame.f_code
             if verdict != _OTHER:
-                self._site(verdict == _APP, (code, frame.f_lineno))
+                self.sites.add((code, frame.f_lasti))
+                if verdict == _APP:
+                    self.production += 1
                 return
             frame = frame.f_back
-        self._site(False, None)  # no frame of the project's own: a test's doing
 
-    def _count(self, attributes: Attributes) -> None:
-        self.measurements += 1
-        if attributes:
-            keys = tuple(attributes)
-            if keys not in self.attribute_sets:
-                self.attribute_sets[keys] = {key: plain(v) for key, v in attributes.items()}
+    def _note(self, attributes: Mapping[str, Any]) -> None:
+        try:
+            combination: tuple[tuple[str, Any], ...] | None = tuple(attributes.items())
+            known = combination in self.combinations
+        except TypeError:  # a sequence value: unhashable, and rare
+            combination, known = None, False
+        if not known:
+            self._keep(attributes, combination)
 
-    def _site(self, production: bool, site: tuple[Any, int] | None) -> None:
-        sites = self.production_sites if production else self.test_sites
-        self.production += production
-        if site is not None and (site in sites or len(sites) < _MAX_SITES):
-            sites[site] = sites.get(site, 0) + 1
-
-    def _named(self, sites: Mapping[tuple[Any, int], int]) -> tuple[str, ...]:
-        if self.callers is None:
-            return ()
-        named = {f"{self.callers.file_of(code.co_filename)[1]}:{line}" for code, line in sites}
-        return tuple(sorted(named))
+    def _keep(
+        self, attributes: Mapping[str, Any], combination: tuple[tuple[str, Any], ...] | None
+    ) -> None:
+        """A combination not seen before: a new key set is always kept, values up to a
+        bound (past it, which ones are kept would depend on the order of the tests)."""
+        plain_attributes = {key: plain(v) for key, v in attributes.items()}
+        keys = tuple(attributes)
+        if keys not in self.attribute_sets:
+            self.attribute_sets[keys] = plain_attributes
+        if len(self.samples) < _MAX_COMBINATIONS:
+            self.samples.append(plain_attributes)
+            if combination is not None:
+                self.combinations.add(combination)
 
     def observe(self, options: CallbackOptions) -> None:
         """Observations are production measurements: the app's callback made them, and
@@ -304,11 +327,16 @@ class CapturedInstrument:
                 _logger.exception("dashgen: a callback of observable %r failed", self.name)
                 continue
             for observation in observations:
-                self._count(observation.attributes)
-                if self.callers is not None:
-                    self._site(True, None)
+                self.measurements += 1
+                self.production += 1
+                if observation.attributes:
+                    self._note(observation.attributes)
 
     def snapshot(self) -> Snapshot:
+        production_sites: tuple[str, ...] = ()
+        test_sites: tuple[str, ...] = ()
+        if self.callers is not None:
+            production_sites, test_sites = self._sites(self.callers)
         return Snapshot(
             kind=self.kind,
             name=self.name,
@@ -319,10 +347,28 @@ class CapturedInstrument:
             line=self.line,
             measurements=self.measurements,
             attribute_sets=tuple(self.attribute_sets.values()),
+            samples=tuple(self.samples),
             production=None if self.callers is None else self.production,
-            production_sites=self._named(self.production_sites),
-            test_sites=self._named(self.test_sites),
+            production_sites=production_sites,
+            test_sites=test_sites,
         )
+
+    def _sites(self, callers: Callers) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The production and the test sites, as file:line."""
+        named: tuple[set[str], set[str]] = (set(), set())
+        for code_id, offset in list(self.sites):
+            code = self.codes[code_id]
+            is_app = self.verdicts[code_id] == _APP
+            named[is_app].add(f"{callers.file_of(code.co_filename)[1]}:{_line(code, offset)}")
+        return tuple(sorted(named[True])), tuple(sorted(named[False]))
+
+
+def _line(code: CodeType, offset: int) -> int:
+    """The source line of the instruction at bytecode ``offset`` of ``code``."""
+    for start, end, line in code.co_lines():
+        if start <= offset < end and line is not None:
+            return line
+    return code.co_firstlineno
 
 
 class Capture:
@@ -344,6 +390,7 @@ class Capture:
         callbacks: Sequence[Any] | None = None,
     ) -> CapturedInstrument:
         file, line = _creation_site()
+        through_declaration = CREATING.get() is not None
         captured = CapturedInstrument(
             kind,
             name,
@@ -354,6 +401,7 @@ class Capture:
             line,
             [_plain(c) for c in callbacks or ()],
             self.callers,
+            depth=2 if through_declaration else 1,
         )
 
         with self._lock:

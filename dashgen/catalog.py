@@ -125,33 +125,29 @@ def _collect_declarations(sources: Path, cache: Path | None) -> Catalog:
     return Catalog(metrics=tuple(specs), dashboards=tuple(dashboard_specs))
 
 
-def where(spec: MetricSpec) -> str:
-    return f"{spec.file}:{spec.line}: metric '{spec.name}'"
-
-
 def check_spec(spec: MetricSpec) -> None:
     """What the SDK does not check but a dashboard needs: sane labels, buckets and hints."""
     for label in spec.labels:
         if not isinstance(label, str) or not label:
             raise DashgenError(
-                where(spec), f"labels= takes non-empty strings, got {describe_value(label)}"
+                spec.where, f"labels= takes non-empty strings, got {describe_value(label)}"
             )
     if spec.buckets is not None:
         finite = all(math.isfinite(b) for b in spec.buckets)
         if not finite or any(a >= b for a, b in itertools.pairwise(spec.buckets)):
             raise DashgenError(
-                where(spec),
+                spec.where,
                 f"buckets must be finite and strictly increasing, got {list(spec.buckets)}",
             )
         if spec.buckets and spec.buckets[0] < 0:
             raise DashgenError(
-                where(spec),
+                spec.where,
                 f"buckets start below 0 ({spec.buckets[0]:g}): the Prometheus exporter then "
                 "drops the histogram's _count and _sum, which its panels need",
             )
     if not spec.hints and spec.exclude_reason is None:
         raise DashgenError(
-            where(spec),
+            spec.where,
             "hint=[] gives it no panel: pass a hint, leave hint= out for the default one, "
             "or declare it with exclude='<reason>'",
         )
@@ -165,51 +161,51 @@ def check_hints(spec: MetricSpec) -> None:
             # hint="rate" arrives letter by letter: name the type, not the letter.
             got = "a string" if isinstance(hint, str) else describe_value(hint)
             raise DashgenError(
-                where(spec), f"hint= takes dashgen.hints objects such as hints.Rate(), got {got}"
+                spec.where, f"hint= takes dashgen.hints objects such as hints.Rate(), got {got}"
             )
         hint_name = type(hint).__name__
         for option in ("title", "description", "unit", "legend"):
             value = getattr(hint, option)
             if value is not None and not isinstance(value, str):
                 raise DashgenError(
-                    where(spec),
+                    spec.where,
                     f"hint {hint_name} takes a string for {option}=, got {describe_value(value)}",
                 )
         if isinstance(hint.by, str) or not isinstance(hint.by, tuple | list):
             raise DashgenError(
-                where(spec),
+                spec.where,
                 f"hint {hint_name} takes a list of labels for by=, got {describe_value(hint.by)}",
             )
         if spec.kind not in hint.fits:
             fits = ", ".join(sorted(kind.value for kind in hint.fits))
             raise DashgenError(
-                where(spec), f"hint {hint_name} does not fit a {spec.kind.value} (it fits {fits})"
+                spec.where, f"hint {hint_name} does not fit a {spec.kind.value} (it fits {fits})"
             )
         for label in hint.by:
             if label not in spec.labels:
                 raise DashgenError(
-                    where(spec),
+                    spec.where,
                     f"hint {hint_name} groups by '{label}', which is not among the declared "
                     f"labels {list(spec.labels)}",
                 )
             if label.lower() in _NUMBER_WORDS:
                 raise DashgenError(
-                    where(spec),
+                    spec.where,
                     f"hint {hint_name} groups by '{label}', which PromQL reads as a number "
                     "in by (...): rename the attribute",
                 )
         if len(set(hint.by)) != len(hint.by):
-            raise DashgenError(where(spec), f"hint {hint_name} names a label twice in by={hint.by}")
+            raise DashgenError(spec.where, f"hint {hint_name} names a label twice in by={hint.by}")
         if not _is_int(hint.width) or not _is_int(hint.height):
             raise DashgenError(
-                where(spec), f"hint {hint_name} needs whole numbers for width, height"
+                spec.where, f"hint {hint_name} needs whole numbers for width, height"
             )
         if hint.width < 1 or hint.width > 24 or hint.height < 1:
-            raise DashgenError(where(spec), f"hint {hint_name} needs 1 <= width <= 24, height >= 1")
+            raise DashgenError(spec.where, f"hint {hint_name} needs 1 <= width <= 24, height >= 1")
         for threshold in hint.thresholds:
             if not _is_threshold(threshold):
                 raise DashgenError(
-                    where(spec),
+                    spec.where,
                     f"hint {hint_name} has threshold {threshold!r}: use (number, 'colour') pairs",
                 )
         _check_hint_options(spec, hint)
@@ -219,20 +215,20 @@ def _check_hint_options(spec: MetricSpec, hint: Hint) -> None:
     """The options that become PromQL or a panel type must be ones Grafana and PromQL know."""
     if isinstance(hint, Heatmap) and hint.by:
         raise DashgenError(
-            where(spec),
+            spec.where,
             "hint Heatmap draws one distribution of all series: it takes no by= "
             "(use Quantiles(by=...) for one line per group)",
         )
     if isinstance(hint, Quantiles):
         if not hint.quantiles:
-            raise DashgenError(where(spec), "hint Quantiles needs at least one quantile")
+            raise DashgenError(spec.where, "hint Quantiles needs at least one quantile")
         for quantile in hint.quantiles:
             if not _is_number(quantile) or not 0 <= quantile <= 1:
                 raise DashgenError(
-                    where(spec), f"hint Quantiles has quantile {quantile!r}: use 0 <= q <= 1"
+                    spec.where, f"hint Quantiles has quantile {quantile!r}: use 0 <= q <= 1"
                 )
         if len(set(hint.quantiles)) != len(hint.quantiles):
-            raise DashgenError(where(spec), f"hint Quantiles repeats a quantile: {hint.quantiles}")
+            raise DashgenError(spec.where, f"hint Quantiles repeats a quantile: {hint.quantiles}")
     if isinstance(hint, Current | Quantiles | Average) and isinstance(hint.unit, str):
         # These panels show the values as they are: a unit that contradicts the metric's
         # draws them wrong (`unit="s"` on a millisecond gauge: 1000x off).
@@ -240,7 +236,7 @@ def _check_hint_options(spec: MetricSpec, hint: Hint) -> None:
         if wrong is not None:
             right = panel_unit(spec.unit, "short")
             raise DashgenError(
-                where(spec),
+                spec.where,
                 f"hint {type(hint).__name__}(unit={hint.unit!r}): {wrong[0]}; use "
                 f"unit={right!r}, or leave unit= out",
             )
@@ -248,11 +244,11 @@ def _check_hint_options(spec: MetricSpec, hint: Hint) -> None:
         styles, aggregations = get_args(CurrentStyle), get_args(Aggregation)
         if hint.style not in styles:
             raise DashgenError(
-                where(spec), f"hint Current has style={hint.style!r}: use one of {list(styles)}"
+                spec.where, f"hint Current has style={hint.style!r}: use one of {list(styles)}"
             )
         if hint.agg not in aggregations:
             raise DashgenError(
-                where(spec), f"hint Current has agg={hint.agg!r}: use one of {list(aggregations)}"
+                spec.where, f"hint Current has agg={hint.agg!r}: use one of {list(aggregations)}"
             )
 
 
@@ -304,9 +300,7 @@ def _relative_file(file: str, root: Path) -> str:
 def _check_unique_names(specs: list[MetricSpec]) -> None:
     for first, second in itertools.pairwise(specs):
         if first.name == second.name:
-            raise DashgenError(
-                where(second), f"declared twice (first at {first.file}:{first.line})"
-            )
+            raise DashgenError(second.where, f"declared twice (first at {first.file}:{first.line})")
 
 
 def default_uid(title: str) -> str:
@@ -365,12 +359,12 @@ def _check_dashboards(dashboards: list[DashboardSpec], specs: list[MetricSpec]) 
     for spec in specs:
         if spec.exclude_reason is not None:
             if spec.name in placed:
-                raise DashgenError(where(spec), "is marked exclude= but a dashboard places it")
+                raise DashgenError(spec.where, "is marked exclude= but a dashboard places it")
             if not spec.exclude_reason.strip():
-                raise DashgenError(where(spec), "exclude= needs a reason")
+                raise DashgenError(spec.where, "exclude= needs a reason")
         elif spec.name not in placed:
             raise DashgenError(
-                where(spec),
+                spec.where,
                 "no dashboard places it: add it to a Row, or declare it with exclude='<reason>'",
             )
 

@@ -24,10 +24,11 @@ import difflib
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import NamedTuple
 
+from dashgen.accepted import ContractRules, ExternalMetric
 from dashgen.dashboards import PANEL, DashboardQueries, ParsedTarget, Target
 from dashgen.errors import DashgenError
 from dashgen.families import Family
@@ -49,8 +50,6 @@ STALE_FILE = "stale-file"
 MISSING_FILE = "missing-file"
 ORPHAN_FILE = "orphan-file"
 
-DEFAULT_SCRAPE_LABELS = frozenset({"job", "instance"})
-
 _HISTOGRAM_SUFFIXES = ("_bucket", "_count", "_sum")
 # Unit words of Prometheus naming conventions, only used to explain "did you mean" hints.
 _UNIT_WORDS = (
@@ -68,27 +67,6 @@ _SHORTLIST = 20
 
 
 @dataclass(frozen=True)
-class ExternalMetric:
-    """A metric that comes from elsewhere (collector, node-exporter, recording rule).
-
-    It is never reported missing and never required on a dashboard; ``reason`` documents why.
-    """
-
-    pattern: str
-    is_regex: bool
-    reason: str
-
-
-@dataclass(frozen=True)
-class ContractRules:
-    """What the checks accept besides the exported families (from ``[tool.dashgen]``)."""
-
-    scrape_labels: frozenset[str] = DEFAULT_SCRAPE_LABELS
-    external: tuple[ExternalMetric, ...] = ()
-    excluded: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
 class Finding:
     """One problem, located down to the target, with a one-line fix."""
 
@@ -102,6 +80,25 @@ class Finding:
     hint: str
     place: str = PANEL
     """What ``panel`` names: a panel, a library panel, a variable or an annotation."""
+    source: str = ""
+    """For a finding about a family or an instrument: the code file that declares or creates
+    it, by which the report groups them (an adoption run has hundreds); else ""."""
+
+    @classmethod
+    def of_family(cls, kind: str, subject: str, message: str, hint: str, site: str) -> Finding:
+        """A finding about an exported family or an instrument, not about one dashboard;
+        ``site`` is where the code declares or creates it ("file:line", "" when unknown)."""
+        return cls(
+            kind=kind,
+            file="",
+            dashboard="",
+            panel="",
+            ref_id="",
+            subject=subject,
+            message=message,
+            hint=hint,
+            source=site.partition(",")[0].rpartition(":")[0],
+        )
 
     @classmethod
     def at(cls, target: Target, kind: str, subject: str, message: str, hint: str) -> Finding:
@@ -119,9 +116,11 @@ class Finding:
         )
 
     def sort_key(self) -> tuple[str, ...]:
-        """File, panel, refId, kind, subject first; the rest only breaks ties."""
+        """File (or, for family-level findings, the code file), panel, refId, kind, subject
+        first; the rest only breaks ties."""
         return (
             self.file,
+            self.source,
             self.panel,
             self.ref_id,
             self.kind,
@@ -497,17 +496,14 @@ class _Checker:
                 continue
             declared = f", declared at {family.source}" if family.source else ""
             self.findings.add(
-                Finding(
-                    kind=UNPANELLED_FAMILY,
-                    file="",
-                    dashboard="",
-                    panel="",
-                    ref_id="",
-                    subject=family.name,
-                    message=f"{family.type} `{family.name}` ({_quote_list(family.samples)}) "
+                Finding.of_family(
+                    UNPANELLED_FAMILY,
+                    family.name,
+                    f"{family.type} `{family.name}` ({_quote_list(family.samples)}) "
                     f"is on no dashboard{declared}",
-                    hint="add a panel that queries it, or exclude it with a reason if it is "
+                    "add a panel that queries it, or exclude it with a reason if it is "
                     "not meant for dashboards",
+                    family.source,
                 )
             )
         for name in excluded.keys() - matched_exclusions:

@@ -21,12 +21,13 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from dashgen.catalog import Catalog
 from dashgen.contract import Finding, VerifyResult
 from dashgen.dashboards import DashboardQueries, Target
 from dashgen.declare import MetricSpec
 from dashgen.families import Family
 from dashgen.hints import Kind
-from dashgen.recording import RecordedInstrument
+from dashgen.recording import ExportedInstrument
 
 DEAD_PANEL = "dead-panel"
 DEAD_INSTRUMENT = "dead-instrument"
@@ -72,14 +73,14 @@ def declared_instruments(
     )
 
 
-def created_instruments(instruments: Iterable[RecordedInstrument]) -> tuple[CodeInstrument, ...]:
+def created_instruments(instruments: Iterable[ExportedInstrument]) -> tuple[CodeInstrument, ...]:
     """What an ``--instruments`` callable created, as the code side."""
     return tuple(
         CodeInstrument(
-            name=i.name,
-            kind=i.kind,
-            unit=i.unit,
-            site=i.site,
+            name=i.instrument.name,
+            kind=i.instrument.kind,
+            unit=i.instrument.unit,
+            site=i.instrument.site,
             samples=i.exported.samples,
             labels=None,
         )
@@ -100,6 +101,9 @@ class CoverageRow:
     test_sites: tuple[str, ...]
     """Where tests recorded it, when only tests did (a few)."""
     measurements: int
+    production: int
+    """Of ``measurements``, those production code made (all, in a recording made without
+    caller attribution)."""
     attribute_keys: tuple[str, ...]
     samples: tuple[str, ...]
     panels: tuple[tuple[str, str], ...]
@@ -131,14 +135,15 @@ class Coverage:
 
 def measure(
     code: Sequence[CodeInstrument],
-    recording: Sequence[RecordedInstrument],
+    recording: Sequence[ExportedInstrument],
     dashboards: Sequence[DashboardQueries],
     unrecorded: Mapping[str, str],
 ) -> Coverage:
     """Match the recording to the code's instruments by name, kind and unit."""
-    runs: dict[tuple[str, Kind, str], list[RecordedInstrument]] = {}
+    runs: dict[tuple[str, Kind, str], list[ExportedInstrument]] = {}
     for item in recording:
-        runs.setdefault((item.name, item.kind, item.unit), []).append(item)
+        run = item.instrument
+        runs.setdefault((run.name, run.kind, run.unit), []).append(item)
     panels = _panels_by_sample(dashboards)
     rows = [
         _row(c.name, c.kind, c.unit, c, runs.pop((c.name, c.kind, c.unit), []), panels, unrecorded)
@@ -171,15 +176,19 @@ def _row(
     kind: Kind,
     unit: str,
     code: CodeInstrument | None,
-    items: Sequence[RecordedInstrument],
+    exported: Sequence[ExportedInstrument],
     panels: Mapping[str, set[tuple[str, str]]],
     unrecorded: Mapping[str, str],
 ) -> CoverageRow:
     samples = set(code.samples if code else ())
-    for item in items:
+    for item in exported:
         samples.update(item.exported.samples)
+    items = [item.instrument for item in exported]
     measurements = sum(item.measurements for item in items)
-    test_only = measurements > 0 and all(item.production == 0 for item in items)
+    production = sum(
+        item.measurements if item.production is None else item.production for item in items
+    )
+    test_only = measurements > 0 and production == 0
     status = (
         EXCLUDED
         if name in unrecorded and (not measurements or test_only)
@@ -197,6 +206,7 @@ def _row(
         sites=tuple(sorted({item.site for item in items})),
         test_sites=tuple(sorted({site for item in items for site in item.test_sites}))[:3],
         measurements=measurements,
+        production=production,
         attribute_keys=tuple(sorted({key for item in items for key in item.attribute_keys})),
         samples=tuple(sorted(samples)),
         panels=tuple(sorted({panel for s in samples for panel in panels.get(s, ())})),
@@ -223,7 +233,7 @@ def _panels_by_sample(dashboards: Sequence[DashboardQueries]) -> dict[str, set[t
 
 
 def learn_labels(
-    families: Sequence[Family], recording: Sequence[RecordedInstrument]
+    families: Sequence[Family], recording: Sequence[ExportedInstrument]
 ) -> tuple[Family, ...]:
     """Give families of unknown label set the labels the app's recordings exported."""
     learned: dict[str, set[str]] = {}
@@ -236,6 +246,28 @@ def learn_labels(
         else f
         for f in families
     )
+
+
+def with_recorded_values(catalog: Catalog, recording: Sequence[ExportedInstrument]) -> Catalog:
+    """Declarations whose labels have no declared ``values=`` take the values the test run
+    recorded (strings and numbers), so that ``verify --live`` feeds series that a
+    dashboard's matchers can find."""
+    recorded: dict[tuple[str, Kind, str], dict[str, set[str]]] = {}
+    for item in recording:
+        run = item.instrument
+        found = recorded.setdefault((run.name, run.kind, run.unit), {})
+        for key, kept in run.values.items():
+            plain = (v for v in kept if isinstance(v, str | int | float))
+            found.setdefault(key, set()).update(str(v) for v in plain if not isinstance(v, bool))
+    metrics = []
+    for spec in catalog.metrics:
+        values = dict(spec.label_values)
+        seen = recorded.get((spec.name, spec.kind, spec.unit), {})
+        for label in spec.labels:
+            if label not in values and seen.get(label):
+                values[label] = tuple(sorted(seen[label]))
+        metrics.append(replace(spec, label_values=tuple(sorted(values.items()))))
+    return replace(catalog, metrics=tuple(metrics))
 
 
 def with_recording(
@@ -275,9 +307,20 @@ def _dead_panels(coverage: Coverage, dashboards: Sequence[DashboardQueries]) -> 
                 ref_id=target.ref_id,
                 subject=sample,
                 message=f"`{sample}` stays empty: {why}",
-                hint=f"add a test that drives the code recording {names}, then record again; "
-                "or take the panel off the dashboard",
+                hint=_dead_panel_hint(rows, names),
             )
+
+
+def _dead_panel_hint(rows: Sequence[CoverageRow], names: str) -> str:
+    if all(row.status == TEST_ONLY for row in rows):
+        return (
+            f"make production code record {names} (tests of that code then count), or take "
+            "the panel off the dashboard"
+        )
+    return (
+        f"add a test that drives the code recording {names}, then record again; or take the "
+        "panel off the dashboard"
+    )
 
 
 def _why_empty(row: CoverageRow) -> str:
@@ -295,55 +338,51 @@ def _instrument_findings(coverage: Coverage) -> Iterable[Finding]:
     for row in coverage.rows:
         if row.code is None:
             continue
-        if row.status in (DEAD, TEST_ONLY):
-            how = "created, 0 measurements" if row.sites else "never created"
-            if row.status == TEST_ONLY:
-                how = f"only tests record it: {', '.join(row.test_sites) or 'no production caller'}"
-            yield _family_finding(
+        if row.status == TEST_ONLY:
+            yield Finding.of_family(
                 DEAD_INSTRUMENT,
                 row.name,
-                f"{row.describe()} was never recorded by production code ({how})"
-                if row.status == TEST_ONLY
-                else f"{row.describe()} was never recorded by the test run ({how})",
+                f"{row.describe()} was never recorded by production code (only tests record "
+                f"it: {', '.join(row.test_sites) or 'no production caller'})",
+                f"make production code record it, or list it under {_EXCUSE} with the reason",
+                row.site,
+            )
+        elif row.status == DEAD:
+            how = "created, 0 measurements" if row.sites else "never created"
+            yield Finding.of_family(
+                DEAD_INSTRUMENT,
+                row.name,
+                f"{row.describe()} was never recorded by the test run ({how})",
                 f"add a test that records it, or list it under {_EXCUSE} with the reason "
                 "tests cannot record it",
+                row.site,
             )
         declared = row.code.labels
         if declared is None or row.status != RECORDED:
             continue
         for key in sorted(set(row.attribute_keys) - set(declared)):
-            yield _family_finding(
+            yield Finding.of_family(
                 UNDECLARED_LABEL,
                 key,
                 f"the test run recorded {row.describe()} with attribute `{key}`, which the "
                 f"declaration does not list (labels: {', '.join(declared) or 'none'})",
                 f"add `{key}` to the declaration's labels=[...], or stop recording it",
+                row.site,
             )
         for key in sorted(set(declared) - set(row.attribute_keys)):
-            yield _family_finding(
+            yield Finding.of_family(
                 UNRECORDED_LABEL,
                 key,
                 f"{row.describe()} declares label `{key}`, but no measurement of the test run "
                 "carries it",
                 f"record `{key}` wherever the metric is recorded, or remove it from labels=[...]"
                 ": panels grouped by it show a single group with an empty value",
+                row.site,
             )
 
 
-def _family_finding(kind: str, subject: str, message: str, hint: str) -> Finding:
-    return Finding(
-        kind=kind,
-        file="",
-        dashboard="",
-        panel="",
-        ref_id="",
-        subject=subject,
-        message=message,
-        hint=hint,
-    )
-
-
-_HEADER = ("Instrument", "Kind", "Measurements", "Label keys", "Status", "Panels")
+_HEADER = ("Instrument", "Kind", "Production", "Tests", "Label keys", "Status", "Panels")
+_NUMBERS = (2, 3)
 
 
 def render_table(coverage: Coverage) -> str:
@@ -353,7 +392,8 @@ def render_table(coverage: Coverage) -> str:
         (
             row.name,
             row.kind.value,
-            str(row.measurements),
+            str(row.production),
+            str(row.measurements - row.production),
             ", ".join(row.attribute_keys) or "-",
             row.status,
             _panel_list(row.panels),
@@ -362,10 +402,12 @@ def render_table(coverage: Coverage) -> str:
     ]
     recorded = coverage.count(RECORDED)
     counted = recorded + coverage.count(DEAD) + coverage.count(TEST_ONLY)
+    production = sum(row.production for row in coverage.rows)
     total = (
         "TOTAL",
         "",
-        str(sum(row.measurements for row in coverage.rows)),
+        str(production),
+        str(sum(row.measurements for row in coverage.rows) - production),
         "",
         f"{math.floor(coverage.percent)}%",
         "",
@@ -374,7 +416,7 @@ def render_table(coverage: Coverage) -> str:
 
     def line(cells: Sequence[str]) -> str:
         padded = [
-            cell.rjust(width) if i == 2 else cell.ljust(width)
+            cell.rjust(width) if i in _NUMBERS else cell.ljust(width)
             for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
         ]
         return "  ".join(padded).rstrip()

@@ -146,6 +146,11 @@ class MetricSpec:
     """Real values of some labels (``values=``), which ``verify --live`` feeds so that a
     hand-written matcher such as ``{payment_method="card"}`` finds its series."""
 
+    @property
+    def where(self) -> str:
+        """The declaration, as error messages name it."""
+        return f"{self.file}:{self.line}: metric '{self.name}'"
+
 
 class Options(TypedDict, total=False):
     """What every declaration kind accepts besides its name."""

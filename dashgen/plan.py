@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from dashgen.catalog import Catalog, DashboardSpec, where
+from dashgen.catalog import Catalog, DashboardSpec
 from dashgen.dashboards import ref_id
 from dashgen.errors import DashgenError
 from dashgen.families import Exported, ExportedMetric
@@ -167,7 +167,7 @@ def _grouping(metric: ExportedMetric, attributes: Sequence[str]) -> _Grouping:
         legacy = f"_{legacy}" if legacy[0].isdigit() else legacy
         if legacy in (metric.family.labels or ()) or legacy in labels:
             raise DashgenError(
-                where(metric.spec),
+                metric.spec.where,
                 f"its label '{stored}' cannot be grouped by: PromQL's by (...) needs it "
                 f"copied to '{legacy}', which the metric already has",
             )

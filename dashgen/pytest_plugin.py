@@ -17,10 +17,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,13 +69,14 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     """Recording mode starts here, before conftest files and test modules import the app."""
     if early_config.known_args_namespace.dashgen_record or early_config.getini("dashgen_record"):
         from dashgen.config import load_config
+        from dashgen.recording import DEFAULT_PATH
 
         try:
-            configured = load_config(early_config.rootpath).test_paths
+            config = load_config(early_config.rootpath)
         except DashgenError as error:
             raise pytest.UsageError(f"dashgen recording mode: {error}") from None
-        test_paths = [*early_config.getini("testpaths"), *configured]
-        recorder = Recorder(early_config.rootpath, test_paths)
+        test_paths = [*early_config.getini("testpaths"), *config.test_paths]
+        recorder = Recorder(config, config.recorded or config.root / DEFAULT_PATH, test_paths)
         early_config.pluginmanager.register(recorder, "dashgen-recorder")
 
 
@@ -176,30 +174,26 @@ class Recorder:
     """Recording mode: dashgen's MeterProvider is the global one for the whole session.
 
     The tests run unchanged; after each test the observables' callbacks run once, as a
-    periodic reader would run them. Only counting happens in this process: the helper
-    (``python -m dashgen.replay``) imports the export pipeline while the tests run, and at
-    the end turns the snapshots into the recording file. pytest-xdist workers start no
-    helper; they hand their snapshots to the controller's.
+    periodic reader would run them. Only counting happens here, and at the end the file
+    is written from what was counted: no SDK, no exporter (their names are the readers'
+    business, see ``dashgen.replay``). pytest-xdist workers write nothing; they hand their
+    snapshots to the controller.
     """
 
-    def __init__(self, rootpath: Path, test_paths: Sequence[str] = ()) -> None:
+    def __init__(self, config: Config, path: Path, test_paths: Sequence[str] = ()) -> None:
         from dashgen.capture import PROVIDER, Callers, install_global
 
-        self.capture = PROVIDER.start(Callers(rootpath, test_paths))
+        self.capture = PROVIDER.start(Callers(config.root, test_paths))
         try:
             install_global()
         except DashgenError as error:
             raise pytest.UsageError(f"dashgen recording mode: {error}") from None
-        self.rootpath = rootpath
-        self.helper: subprocess.Popen[bytes] | None = None
+        self.config = config
+        self.root = config.root
+        self.path = path
         self.received: list[dict[str, Any]] = []
         self.lost: list[str] = []
         self.summary: list[str] = []
-
-    def pytest_sessionstart(self, session: pytest.Session) -> None:
-        """Before collection, so that the helper's imports overlap collection and tests."""
-        if not hasattr(session.config, "workerinput"):
-            self.helper = _start_helper()
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_teardown(self) -> None:
@@ -216,39 +210,44 @@ class Recorder:
         self.received.extend(output.get(RECORDING_KEY, []))
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        snapshots = [s.to_json() for s in self.capture.snapshots()]
-        if self.helper is None:
-            session.config.workeroutput[RECORDING_KEY] = snapshots  # type: ignore[attr-defined]
+        from dashgen.capture import Snapshot
+        from dashgen.config import remember_valid_table
+        from dashgen.recording import from_snapshot, merge, write_recording
+
+        snapshots = self.capture.snapshots()
+        if hasattr(session.config, "workerinput"):
+            outbox = session.config.workeroutput  # type: ignore[attr-defined]
+            outbox[RECORDING_KEY] = [s.to_json() for s in snapshots]
             return
         if session.config.option.collectonly or session.exitstatus == pytest.ExitCode.INTERRUPTED:
-            self.helper.communicate(b"")  # not a whole run: keep the last recording
-            return
+            return  # not a whole run: keep the last recording
         if self.lost:
-            self.helper.communicate(b"")
             self.summary = [
                 f"error: xdist worker(s) {', '.join(sorted(self.lost))} handed back no recording "
                 "(crashed?): the recording would miss what they recorded, so none was written"
             ]
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
             return
-        request = {"rootpath": str(self.rootpath), "instruments": snapshots + self.received}
-        output, errors = self.helper.communicate(json.dumps(request, default=str).encode())
+        snapshots += [Snapshot.from_json(s) for s in self.received]
+        instruments = merge(from_snapshot(s, self.root) for s in snapshots)
         try:
-            answer = json.loads(output)
-        except ValueError:
-            answer = {"error": f"the helper failed: {errors.decode(errors='replace').strip()}"}
-        if "error" in answer:
-            self.summary = [f"error: {answer['error']}"]
+            write_recording(self.path, instruments)
+        except DashgenError as error:
+            self.summary = [f"error: {error}"]
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
             return
-        self.summary = [
-            f"{answer['recorded']} of {answer['instruments']} instruments recorded; "
-            f"wrote {answer['path']}"
-        ]
-        if answer["dead"]:
-            self.summary.append(f"never recorded: {', '.join(answer['dead'])}")
-        if answer.get("test_only"):
-            names = ", ".join(answer["test_only"])
+        remember_valid_table(self.config)  # the next run need not check the config again
+        shown = self.path
+        if shown.is_relative_to(self.root):
+            shown = shown.relative_to(self.root)
+        recorded = sum(i.recorded for i in instruments)
+        self.summary = [f"{recorded} of {len(instruments)} instruments recorded; wrote {shown}"]
+        dead = sorted({i.name for i in instruments if not i.recorded})
+        if dead:
+            self.summary.append(f"never recorded: {', '.join(dead)}")
+        test_only = sorted({i.name for i in instruments if i.test_only})
+        if test_only:
+            names = ", ".join(test_only)
             self.summary.append(f"recorded only by tests, never by production code: {names}")
         if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
             self.summary.append(
@@ -261,13 +260,3 @@ class Recorder:
             terminalreporter.write_sep("-", "dashgen recording")
             for line in self.summary:
                 terminalreporter.write_line(line)
-
-
-def _start_helper() -> subprocess.Popen[bytes]:
-    """Started now so that its imports overlap the test run; waits for its request."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "dashgen.replay"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )

@@ -15,7 +15,8 @@ spaces, and the same result always gives the same text::
         "findings": int,                 # len(findings)
         "by_kind": {str: int}            # findings per kind
       },
-      "findings": [                      # sorted by file, panel, ref_id, kind, subject
+      "findings": [                      # sorted by file, source, panel, ref_id, kind,
+                                         #   subject
         {
           "kind": str,                   # e.g. "unknown-metric", see dashgen.contract
           "file": str,                   # dashboard file, "" for family-level findings
@@ -27,7 +28,9 @@ spaces, and the same result always gives the same text::
           "ref_id": str,                 # target refId, "" when not about one target
           "subject": str,                # the metric, label, regex, family or file
           "message": str,                # one line: what is wrong
-          "hint": str                    # one line: how to fix it
+          "hint": str,                   # one line: how to fix it
+          "source": str                  # family-level findings: the code file declaring
+                                         #   or creating the instrument, else ""
         }
       ],
       "info": [str]                      # sorted notes on checks that were skipped
@@ -98,7 +101,7 @@ def render_live_human(live: LiveResult, console: Console) -> None:
     """Live findings grouped like the static ones, then a table per dashboard and timings."""
     findings = live.findings
     for file, group in groupby(findings, attrgetter("file")):
-        for line in _file_lines(file, list(group)):
+        for line in _group_lines(_shown(file), list(group)):
             console.print(line, soft_wrap=True)
     table = Table(title=f"live check on {live.engine}", title_justify="left")
     for column in ("dashboard", "queries", "with data", "findings"):
@@ -129,16 +132,28 @@ def render_live_human(live: LiveResult, console: Console) -> None:
 
 
 def render_human(result: VerifyResult, console: Console) -> None:
-    """Findings grouped by dashboard file then panel, each with its fix, then a summary.
+    """A count by kind, then findings grouped by dashboard file then panel, each with its
+    fix, then a summary.
 
-    Dashboard files come first, family-level findings (no file) after them. Lines are ``Text``
-    so PromQL such as ``x[5m]`` is never taken for markup, and soft-wrapped so names stay
-    whole for copy and grep.
+    Dashboard files come first; family-level findings (no file) after them, grouped by the
+    code file that declares or creates the instrument, which is what an adoption run with
+    hundreds of them needs. Lines are ``Text`` so PromQL such as ``x[5m]`` is never taken
+    for markup, and soft-wrapped so names stay whole for copy and grep.
     """
     lines: list[Text] = []
-    by_file = [(file, list(group)) for file, group in groupby(result.findings, attrgetter("file"))]
-    for file, findings in sorted(by_file, key=lambda item: (item[0] == "", item[0])):
-        lines.extend(_file_lines(file, findings))
+    if result.findings:
+        counted = Counter(f.kind for f in result.findings).items()
+        by_kind = sorted(counted, key=lambda item: (-item[1], item[0]))
+        kinds = ", ".join(f"{count} {kind}" for kind, count in by_kind)
+        lines.append(Text(f"{_plural(len(result.findings), 'finding')}: {kinds}", style="bold"))
+    groups = [
+        (where, list(group))
+        for where, group in groupby(result.findings, attrgetter("file", "source"))
+    ]
+    for (file, source), findings in sorted(groups, key=lambda item: (item[0][0] == "", item[0])):
+        family_level = f"exported by {_shown(source)}" if source else "exported families"
+        header = _shown(file) or family_level
+        lines.extend(_group_lines(header, findings))
     lines.extend(Text(f"note: {_shown(line)}", style="dim") for line in result.info)
     lines.append(_summary(result))
     for line in lines:
@@ -153,8 +168,8 @@ def _shown(text: str) -> str:
     return text.translate(_CONTROL)
 
 
-def _file_lines(file: str, findings: list[Finding]) -> list[Text]:
-    header = Text(_shown(file) or "exported families", style="bold")
+def _group_lines(title: str, findings: list[Finding]) -> list[Text]:
+    header = Text(title, style="bold")
     if findings[0].dashboard:
         header.append(f"  {_shown(findings[0].dashboard)}")
     lines = [header]

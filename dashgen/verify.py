@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dashgen.accepted import ContractRules
 from dashgen.baseline import read_baseline, without_known
 from dashgen.catalog import Catalog, load_catalog
 from dashgen.config import Config
@@ -19,7 +20,6 @@ from dashgen.contract import (
     ORPHAN_FILE,
     STALE_FILE,
     UNKNOWN_METRIC,
-    ContractRules,
     Finding,
     VerifyResult,
     check_contract,
@@ -31,6 +31,7 @@ from dashgen.coverage import (
     declared_instruments,
     learn_labels,
     measure,
+    with_recorded_values,
     with_recording,
 )
 from dashgen.dashboard_files import read_dashboards
@@ -40,7 +41,7 @@ from dashgen.families import Family
 from dashgen.isolate import run_isolated
 from dashgen.memo import expected_output, exported_families, remembered_dashboards
 from dashgen.pipelines import FROM_THE_APP, Pipeline, PipelineName
-from dashgen.recording import DEFAULT_PATH, read_recording
+from dashgen.recording import DEFAULT_PATH, ExportedInstrument, read_recording
 from dashgen.write import Drift, diff_digests, owned
 
 if TYPE_CHECKING:
@@ -161,7 +162,7 @@ def verify(
         directory.resolve(), config.root, config.cache, config.exclude_dashboards, is_output
     )
     dashboards = found.dashboards
-    recording = read_recording(config.recorded) if config.recorded else None
+    recording = exported_recording(config, config.recorded) if config.recorded else None
     families = code.families if recording is None else learn_labels(code.families, recording)
     static = check_contract(dashboards, families, code.rules(config), found.notes)
     if recording is not None:
@@ -176,7 +177,10 @@ def verify(
         return Verified(static)
     from dashgen.live import run_live  # servers and the SDK: only for --live
 
-    outcome = run_live(code.catalog, code.families, dashboards, live, progress, config.pipeline)
+    catalog = code.catalog
+    if catalog is not None and recording is not None:
+        catalog = with_recorded_values(catalog, recording)
+    outcome = run_live(catalog, code.families, dashboards, live, progress, config.pipeline)
     return Verified(static, outcome)
 
 
@@ -232,7 +236,7 @@ def recording_coverage(config: Config, directory: Path | None) -> Coverage:
     """``dashgen coverage``: the recording against the code's instruments (when there are
     dashgen sources or an ``--instruments`` callable) and the panels in ``directory``
     (given, or else the output dir when there is one: adoption projects have none)."""
-    recording = read_recording(config.recorded or config.root / DEFAULT_PATH)
+    recording = exported_recording(config, config.recorded or config.root / DEFAULT_PATH)
     if directory is not None and not directory.is_dir():
         raise DashgenError(str(directory), "dashboards dir not found")
     shown = directory or (config.output if config.output.is_dir() else None)
@@ -245,6 +249,15 @@ def recording_coverage(config: Config, directory: Path | None) -> Coverage:
         )
         dashboards = found.dashboards
     return measure(code, recording, dashboards, config.unrecorded)
+
+
+def exported_recording(config: Config, path: Path) -> list[ExportedInstrument]:
+    """A recording and the names its instruments get along the configured path (the pull
+    exporter for pipelines that read the app's own registries)."""
+    from dashgen.replay import export_recorded  # the OTel SDK: only a recording needs it
+
+    pipeline = None if config.pipeline.name in FROM_THE_APP else config.pipeline
+    return export_recorded(read_recording(path), pipeline).instruments
 
 
 def _with_drift(

@@ -14,14 +14,12 @@ from opentelemetry.metrics import CallbackOptions, Observation
 
 from dashboards_src.worker import (
     BUSY_WORKERS,
-    FAILURES,
     JOB_DURATION,
     JOB_TYPE,
     JOBS_PROCESSED,
     QUEUE,
     QUEUE_DEPTH,
-    REASON,
-    RETRIES,
+    WorkerMetrics,
 )
 
 #: Every live pool, for the observables to read; a pool that is gone reports nothing.
@@ -47,6 +45,7 @@ class WorkerPool:
         self.busy = 0
         self.done: Counter[str] = Counter()
         self.failed: list[tuple[Job, str]] = []
+        self.metrics = WorkerMetrics()
         start_metrics()
         _POOLS.add(self)
 
@@ -73,7 +72,7 @@ class WorkerPool:
                 job.run()
             except TransientError:
                 if attempt < self.max_attempts:
-                    RETRIES.add(1, attributes)
+                    self.metrics.retried(job.type)
                     continue
                 self._fail(job, "retries exhausted")
             except Exception as error:
@@ -86,7 +85,7 @@ class WorkerPool:
 
     def _fail(self, job: Job, reason: str) -> None:
         self.failed.append((job, reason))
-        FAILURES.add(1, {JOB_TYPE: job.type, REASON: reason})
+        self.metrics.failed(job.type, reason)
 
 
 @QUEUE_DEPTH.observe

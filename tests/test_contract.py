@@ -16,14 +16,13 @@ from opentelemetry.metrics import Meter
 from opentelemetry.sdk.metrics import MeterProvider
 from prometheus_client import CollectorRegistry
 
+from dashgen.accepted import ContractRules, ExternalMetric
 from dashgen.contract import (
     UNKNOWN_LABEL,
     UNKNOWN_METRIC,
     UNMATCHED_REGEX,
     UNPANELLED_FAMILY,
     UNPARSABLE_QUERY,
-    ContractRules,
-    ExternalMetric,
     Finding,
     VerifyResult,
     check_contract,
@@ -482,6 +481,7 @@ def test_unpanelled_families() -> None:
         "declared at tests:http_requests",
         hint="add a panel that queries it, or exclude it with a reason if it is not meant for "
         "dashboards",
+        source="tests",  # the file part of where the family is declared
     )
 
 

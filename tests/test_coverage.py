@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from dashgen.hints import Kind
-from dashgen.recording import RecordedFamily, RecordedInstrument, write_recording
+from dashgen.recording import RecordedInstrument, write_recording
 from tests.conftest import Project
 
 SHOP = """\
@@ -47,8 +47,6 @@ def counter(
     name: str, unit: str, scope: str, site: str, measurements: int, *keys: str
 ) -> RecordedInstrument:
     """A counter of a test run as the pytest plugin records it."""
-    family = name.replace(".", "_")
-    labels = ("otel_scope_name", *(k.replace(".", "_") for k in keys))
     return RecordedInstrument(
         name=name,
         kind=Kind.COUNTER,
@@ -57,9 +55,7 @@ def counter(
         site=site,
         measurements=measurements,
         attribute_keys=keys,
-        exported=RecordedFamily(
-            family, "counter", (f"{family}_total",), labels if measurements else None
-        ),
+        values={key: ("value",) for key in keys},
     )
 
 
@@ -151,7 +147,7 @@ def test_a_panel_on_a_metric_only_tests_record_is_dead_and_names_the_test(shop: 
         in (instrument["message"])
     )
     result = shop.run("coverage", str(shop.root / ".dashgen/recorded.json"))
-    assert row(result.stdout.splitlines(), "shop.refunds")[4] == "test-only"
+    assert row(result.stdout.splitlines(), "shop.refunds")[2:6] == ["0", "3", "-", "test-only"]
     # A recording made without attribution (production unknown) counts all as production.
     code, report = verify(shop, "--recorded", record(shop, *ALL_RECORDED))
     assert (code, report["findings"]) == (0, [])
@@ -255,13 +251,15 @@ def row(lines: list[str], name: str) -> list[str]:
 
 
 def test_coverage_reports_each_instrument_and_the_share_recorded(shop: Project) -> None:
-    recording = record(shop, run("shop.orders", 12, "payment.method"), run("shop.audit", 0))
+    orders = replace(run("shop.orders", 12, "payment.method"), production=9)
+    recording = record(shop, orders, run("shop.audit", 0))
     code, lines = coverage(shop, recording)
     assert code == 0
     assert lines[0].split() == [
         "Instrument",
         "Kind",
-        "Measurements",
+        "Production",
+        "Tests",
         "Label",
         "keys",
         "Status",
@@ -270,7 +268,8 @@ def test_coverage_reports_each_instrument_and_the_share_recorded(shop: Project) 
     assert row(lines, "shop.orders") == [
         "shop.orders",
         "Counter",
-        "12",
+        "9",
+        "3",
         "payment.method",
         "recorded",
         "Shop: Orders",
@@ -279,12 +278,13 @@ def test_coverage_reports_each_instrument_and_the_share_recorded(shop: Project) 
         "shop.refunds",
         "Counter",
         "0",
+        "0",
         "-",
         "dead",
         "Shop: Refunds",
     ]
-    assert row(lines, "shop.audit") == ["shop.audit", "Counter", "0", "-", "dead", "-"]
-    assert row(lines, "TOTAL") == ["TOTAL", "12", "33%"]
+    assert row(lines, "shop.audit") == ["shop.audit", "Counter", "0", "0", "-", "dead", "-"]
+    assert row(lines, "TOTAL") == ["TOTAL", "9", "3", "33%"]
     assert "1 of 3 instruments recorded" in lines
 
 
@@ -321,8 +321,8 @@ def test_coverage_of_a_recording_alone(project: Project) -> None:
     )
     code, lines = coverage(project)
     assert code == 0
-    assert row(lines, "app.jobs") == ["app.jobs", "Counter", "4", "q", "recorded", "App: Jobs"]
-    assert row(lines, "app.lag")[4:] == ["dead", "-"]
+    assert row(lines, "app.jobs") == ["app.jobs", "Counter", "4", "0", "q", "recorded", "App: Jobs"]
+    assert row(lines, "app.lag")[5:] == ["dead", "-"]
     assert row(lines, "TOTAL")[-1] == "50%"
 
 
@@ -333,7 +333,7 @@ def test_coverage_of_a_recording_file_without_an_output_dir(project: Project) ->
     result = project.run("coverage", str(recording))
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert row(lines, "app.jobs") == ["app.jobs", "Counter", "4", "q", "recorded", "-"]
+    assert row(lines, "app.jobs") == ["app.jobs", "Counter", "4", "0", "q", "recorded", "-"]
     missing = project.run("coverage", str(recording), "--dashboards", str(project.root / "nope"))
     assert (missing.exit_code, missing.stderr.count("\n")) == (2, 1)
     assert "dashboards dir not found" in missing.stderr
@@ -343,7 +343,7 @@ def test_coverage_notes_what_the_code_does_not_declare(shop: Project) -> None:
     stranger = counter("requests.client", "", "lib", "lib/client.py:8", 3)
     code, lines = coverage(shop, record(shop, *ALL_RECORDED, stranger))
     assert code == 0
-    assert row(lines, "requests.client")[4] == "recorded"
+    assert row(lines, "requests.client")[5] == "recorded"
     assert any("`requests.client` (lib/client.py:8) is not in the code checked" in x for x in lines)
 
 
@@ -358,3 +358,54 @@ def test_the_default_recording_path_is_the_plugins(shop: Project) -> None:
     code, lines = coverage(shop, "--fail-under", "100")
     assert code == 0
     assert row(lines, "TOTAL")[-1] == "100%"
+
+
+def test_live_feeds_the_label_values_the_run_recorded(shop: Project) -> None:
+    """A hand-written panel filters on a real value the declaration does not list: the live
+    check's synthetic values miss it, the recorded ones find it (a real Prometheus)."""
+    panels = [
+        {"title": "Card orders", "targets": [{"expr": ORDERS_BY_CARD, "refId": "A"}]},
+        {"title": "Refunds", "targets": [{"expr": "sum(rate(shop_refunds_total[5m]))"}]},
+    ]
+    shop.write("handwritten/shop.json", json.dumps({"title": "Shop", "panels": panels}))
+    card = replace(run("shop.orders", 12, "payment.method"), values={"payment.method": ("card",)})
+    recording = record(shop, card, *ALL_RECORDED[1:])
+    code, report = verify(shop, str(shop.root / "handwritten"), "--live")
+    assert code == 1
+    assert [(f["kind"], f["panel"]) for f in report["live"]["findings"]] == [
+        ("no-data", "Card orders")
+    ]
+    code, report = verify(shop, str(shop.root / "handwritten"), "--live", "--recorded", recording)
+    assert (code, report["live"]["findings"]) == (0, [])
+    assert report["live"]["with_data"] == 2
+
+
+ORDERS_BY_CARD = 'sum(rate(shop_orders_total{payment_method="card"}[5m]))'
+
+
+def test_the_baseline_takes_recording_findings_too(shop: Project) -> None:
+    """Adopting on a codebase with many never-recorded instruments: known ones go into the
+    baseline, and a new dead instrument still fails."""
+    baseline = str(shop.root / "baseline.json")
+    recording = record(shop, ALL_RECORDED[0], run("shop.refunds", 0), ALL_RECORDED[2])
+    result = shop.run("verify", "--recorded", recording, "--write-baseline", baseline)
+    assert result.exit_code == 0, result.stderr
+    code, report = verify(shop, "--recorded", recording, "--baseline", baseline)
+    assert (code, report["findings"]) == (0, [])
+    recording = record(shop, run("shop.orders", 0), run("shop.refunds", 0), ALL_RECORDED[2])
+    code, report = verify(shop, "--recorded", recording, "--baseline", baseline)
+    assert code == 1
+    assert {(f["kind"], f["subject"]) for f in report["findings"]} == {
+        ("dead-instrument", "shop.orders"),
+        ("dead-panel", "shop_orders_total"),
+    }
+
+
+def test_the_report_counts_first_and_groups_instrument_findings_by_module(shop: Project) -> None:
+    recording = record(shop, run("shop.orders", 0), run("shop.refunds", 0), ALL_RECORDED[2])
+    result = shop.run("verify", "--recorded", recording)
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert lines[0] == "4 findings: 2 dead-instrument, 2 dead-panel"
+    header = lines.index("exported by src/shop.py")
+    assert [x.split()[0] for x in lines[header + 1 :: 2][:2]] == ["dead-instrument"] * 2

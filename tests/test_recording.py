@@ -21,16 +21,18 @@ from dashgen.capture import Capture, CapturingMeterProvider, Snapshot
 from dashgen.errors import DashgenError
 from dashgen.hints import Kind
 from dashgen.recording import (
+    ExportedInstrument,
     RecordedFamily,
     RecordedInstrument,
     from_entry,
+    from_snapshot,
     merge,
     project_path,
     read_recording,
     to_entry,
     write_recording,
 )
-from dashgen.replay import export_snapshots
+from dashgen.replay import export_recorded
 from tests.conftest import REPO
 
 HERE = Path(__file__).resolve().relative_to(REPO).as_posix()
@@ -53,8 +55,13 @@ def capture(provider: CapturingMeterProvider) -> Iterator[Capture]:
         yield session
 
 
-def by_name(capture: Capture) -> dict[str, RecordedInstrument]:
-    return {i.name: i for i in export_snapshots(capture.snapshots(), REPO).instruments}
+def exported(capture: Capture) -> replay.CaptureExport:
+    """What the capture saw, as the recording file keeps it, named by the real exporter."""
+    return export_recorded([from_snapshot(s, REPO) for s in capture.snapshots()])
+
+
+def by_name(capture: Capture) -> dict[str, ExportedInstrument]:
+    return {i.instrument.name: i for i in exported(capture).instruments}
 
 
 def add_orders(counter: Counter) -> None:
@@ -69,7 +76,7 @@ def test_a_declarations_site_is_the_declaration_not_its_first_caller(
     orders = Counter("shop.orders", labels=["payment.method"])
     orders.bind(provider)
     add_orders(orders)
-    assert by_name(capture)["shop.orders"].site == f"{HERE}:{declared_at}"
+    assert by_name(capture)["shop.orders"].instrument.site == f"{HERE}:{declared_at}"
 
 
 def test_plain_otel_site_is_where_the_app_creates_the_instrument(
@@ -78,7 +85,7 @@ def test_plain_otel_site_is_where_the_app_creates_the_instrument(
     meter = provider.get_meter("shop", "1.0")
     created_at = line() + 1
     meter.create_histogram("shop.checkout.duration", unit="s")
-    found = by_name(capture)["shop.checkout.duration"]
+    found = by_name(capture)["shop.checkout.duration"].instrument
     assert found.site == f"{HERE}:{created_at}"
     assert (found.scope, found.kind, found.unit) == ("shop", Kind.HISTOGRAM, "s")
 
@@ -93,13 +100,14 @@ def test_the_apps_measurements_count_and_dashgens_trigger_does_not(
     orders.add(1, {"shop.region": "eu", "payment.method": "card"})
     meter.create_counter("shop.refunds", unit="{refund}")
     found = by_name(capture)
-    assert found["shop.orders"].measurements == 3
-    assert found["shop.orders"].recorded
-    assert found["shop.orders"].attribute_keys == ("payment.method", "shop.region")
-    refunds = found["shop.refunds"]
+    recorded = found["shop.orders"].instrument
+    assert (recorded.measurements, recorded.recorded) == (3, True)
+    assert recorded.attribute_keys == ("payment.method", "shop.region")
+    assert recorded.values == {"payment.method": ("card", "cash"), "shop.region": ("eu",)}
+    refunds = found["shop.refunds"].instrument
     assert (refunds.measurements, refunds.recorded, refunds.attribute_keys) == (0, False, ())
     # dashgen triggered it, so the exporter names it, but that proves no label set.
-    assert refunds.exported == RecordedFamily(
+    assert found["shop.refunds"].exported == RecordedFamily(
         family="shop_refunds", type="counter", samples=("shop_refunds_total",), labels=None
     )
 
@@ -148,12 +156,11 @@ def test_observables_count_what_their_callbacks_observe(
     with caplog.at_level(logging.ERROR):
         capture.observe()
     assert "worker.lag" in caplog.text
-    found = by_name(capture)
+    found = {name: item.instrument for name, item in by_name(capture).items()}
     assert (found["worker.queue.depth"].measurements, found["worker.ticks"].measurements) == (2, 2)
     assert found["worker.queue.depth"].attribute_keys == ("queue",)
     assert not found["worker.lag"].recorded
-    exported = found["worker.queue.depth"].exported
-    assert exported is not None
+    exported = by_name(capture)["worker.queue.depth"].exported
     assert exported.labels is not None
     assert "queue" in exported.labels
 
@@ -164,8 +171,8 @@ def test_the_same_instrument_created_twice_at_one_site_is_one_entry(
     for amount in (1, 2):
         meter = provider.get_meter("jobs")
         meter.create_counter("jobs.done").add(amount, {"job": "a"})
-    (entry,) = export_snapshots(capture.snapshots(), REPO).instruments
-    assert entry.measurements == 2
+    (entry,) = exported(capture).instruments
+    assert entry.instrument.measurements == 2
 
 
 def test_instruments_the_exporter_merges_keep_their_own_labels(
@@ -176,8 +183,8 @@ def test_instruments_the_exporter_merges_keep_their_own_labels(
     by_worker = provider.get_meter("workers").create_counter("jobs.done")
     by_queue.add(1, {"queue": "bulk"})
     by_worker.add(1, {"worker.id": "7"})
-    export = export_snapshots(capture.snapshots(), REPO)
-    labels = {i.scope: i.exported.labels for i in export.instruments}
+    export = exported(capture)
+    labels = {i.instrument.scope: i.exported.labels for i in export.instruments}
     assert labels["queues"] is not None
     assert labels["workers"] is not None
     assert ("queue" in labels["queues"], "worker_id" in labels["queues"]) == (True, False)
@@ -194,17 +201,21 @@ def test_one_instrument_from_several_processes_is_one_entry(
     provider.get_meter("jobs").create_counter("jobs.done").add(1, {"queue": "bulk"})
     (first,) = capture.snapshots()
     second = dataclasses.replace(first, measurements=4, attribute_sets=({"worker.id": "7"},))
-    pipelines: list[Sequence[Snapshot]] = []
+    pipelines: list[Sequence[RecordedInstrument]] = []
     collect = replay._collect
 
-    def counted(instruments: Sequence[Snapshot], sites: Sequence[str]) -> list[Metric]:
+    def counted(instruments: Sequence[RecordedInstrument]) -> list[Metric]:
         pipelines.append(instruments)
-        return collect(instruments, sites)
+        return collect(instruments)
 
     monkeypatch.setattr(replay, "_collect", counted)
-    (entry,) = export_snapshots([first, Snapshot.from_json(second.to_json())], REPO).instruments
+    parts = [from_snapshot(s, REPO) for s in (first, Snapshot.from_json(second.to_json()))]
+    (entry,) = export_recorded(parts).instruments
     assert len(pipelines) == 1
-    assert (entry.measurements, entry.attribute_keys) == (5, ("queue", "worker.id"))
+    assert (entry.instrument.measurements, entry.instrument.attribute_keys) == (
+        5,
+        ("queue", "worker.id"),
+    )
     assert entry.exported.labels is not None
     assert {"queue", "worker_id"} <= set(entry.exported.labels)
 
@@ -227,28 +238,25 @@ def test_a_name_the_sdk_rejects_is_an_error_at_its_site(
     created_at = line() + 1
     provider.get_meter("shop").create_counter("2fast")
     with pytest.raises(DashgenError, match=f"{HERE}:{created_at}: .*rejects '2fast'"):
-        export_snapshots(capture.snapshots(), REPO)
+        exported(capture)
 
 
 def entry(
     name: str, measurements: int, site: str = "app.py:1", **extra: object
 ) -> dict[str, object]:
-    labels = ["otel_scope_name", name.replace(".", "_")] if measurements else None
     document: dict[str, object] = {
-        "attribute_keys": [name] if measurements else [],
-        "exported": {
-            "family": name.replace(".", "_"),
-            "labels": labels,
-            "samples": [name.replace(".", "_") + "_total"],
-            "type": "counter",
-        },
+        "attribute_keys": ["key"] if measurements else [],
         "kind": "Counter",
         "measurements": measurements,
         "name": name,
+        "production": measurements,
+        "production_sites": ["app/service.py:3"] if measurements else [],
         "recorded": measurements > 0,
         "scope": "app",
         "site": site,
+        "test_sites": [],
         "unit": "",
+        "values": {"key": ["v"]} if measurements else {},
     }
     document.update(extra)
     return document
@@ -265,21 +273,39 @@ def test_the_file_is_sorted_and_the_same_whatever_the_order_of_creation(tmp_path
     assert text.endswith("}\n")
     document = json.loads(text)
     assert [i["name"] for i in document["instruments"]] == ["a.x", "b.x", "c.x"]
-    assert document["version"] == 1
+    assert document["version"] == 2
     assert read_recording(tmp_path / "one/recorded.json") == merge(items)
     assert sorted(p.name for p in (tmp_path / "one").iterdir()) == ["recorded.json"]
 
 
 def test_parts_of_one_instrument_merge(tmp_path: Path) -> None:
-    """How xdist workers' recordings add up: counts sum, keys and labels unite."""
-    first = from_entry(entry("jobs.done", 2, attribute_keys=["job"]))
-    second = from_entry(entry("jobs.done", 3, attribute_keys=["queue"]))
-    unrecorded = from_entry(entry("jobs.done", 0))
+    """How xdist workers' recordings add up: counts sum, keys, sites and values unite, the
+    bounded ones keeping the first in sorted order whatever the order of the parts."""
+    first = from_entry(
+        entry("jobs.done", 2, attribute_keys=["job"], values={"job": ["b", "a", "c"]})
+    )
+    second = from_entry(
+        entry(
+            "jobs.done",
+            3,
+            attribute_keys=["queue"],
+            values={"job": ["f", "e", "d"], "queue": [1]},
+            production=0,
+            test_sites=["tests/test_jobs.py:8"],
+        )
+    )
+    unrecorded = from_entry(entry("jobs.done", 0, production=None))
     other_site = from_entry(entry("jobs.done", 1, site="other.py:9"))
     merged = merge([first, unrecorded, second, other_site])
-    assert [(m.site, m.measurements) for m in merged] == [("app.py:1", 5), ("other.py:9", 1)]
+    assert merged == merge([other_site, second, unrecorded, first])
+    assert [(m.site, m.measurements, m.production) for m in merged] == [
+        ("app.py:1", 5, 2),
+        ("other.py:9", 1, 1),
+    ]
     assert merged[0].attribute_keys == ("job", "queue")
-    assert merge([unrecorded, unrecorded])[0].exported == unrecorded.exported
+    assert merged[0].values == {"job": ("a", "b", "c", "d", "e"), "queue": (1,)}
+    assert merged[0].test_sites == ("tests/test_jobs.py:8",)
+    assert merge([unrecorded, unrecorded])[0].production is None
     assert to_entry(merge([first, second])[0])["recorded"] is True
     assert from_entry(to_entry(first)) == first
 
@@ -288,12 +314,15 @@ def test_parts_of_one_instrument_merge(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ("{", "cannot read the recording"),
-        ('{"version": 2, "instruments": []}', "format version 1"),
-        ("[]", "format version 1"),
-        ('{"version": 1}', "malformed recording entry"),
-        (json.dumps({"version": 1, "instruments": [entry("a", -1)]}), "measurements"),
-        (json.dumps({"version": 1, "instruments": [entry("a", 1, kind="Timer")]}), "Timer"),
-        (json.dumps({"version": 1, "instruments": [{**entry("a", 1), "site": 3}]}), "string"),
+        ('{"version": 3, "instruments": []}', "format version 2"),
+        ('{"version": 1, "instruments": []}', "older dashgen's: run `pytest --dashgen-record`"),
+        ("[]", "format version 2"),
+        ('{"version": 2}', "malformed recording entry"),
+        (json.dumps({"version": 2, "instruments": [entry("a", -1)]}), "measurements"),
+        (json.dumps({"version": 2, "instruments": [entry("a", 1, production=True)]}), "count"),
+        (json.dumps({"version": 2, "instruments": [entry("a", 1, kind="Timer")]}), "Timer"),
+        (json.dumps({"version": 2, "instruments": [{**entry("a", 1), "site": 3}]}), "string"),
+        (json.dumps({"version": 2, "instruments": [entry("a", 1, values=["v"])]}), "values"),
     ],
 )
 def test_a_broken_recording_is_an_input_error_naming_the_file(

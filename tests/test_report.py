@@ -73,6 +73,7 @@ def test_clean_result_is_one_green_ok_line() -> None:
 def test_findings_are_grouped_by_file_then_panel_with_fixes() -> None:
     lines = human(result()).splitlines()
     assert lines == [
+        "5 findings: 3 unknown-metric, 1 unknown-label, 1 unpanelled-family",
         "a.json  Title of a.json",
         '  panel "Latency"',
         "    A unknown-metric x_milliseconds_bucket: message about x_milliseconds_bucket",
@@ -149,7 +150,18 @@ def test_json_schema_keys_and_types() -> None:
     assert summary["findings"] == 5
     assert summary["skipped_reasons"] == {"datasource loki": 1, "no expression": 1}
     assert summary["by_kind"] == {UNKNOWN_METRIC: 3, UNKNOWN_LABEL: 1, UNPANELLED_FAMILY: 1}
-    keys = ("kind", "file", "dashboard", "panel", "ref_id", "subject", "message", "hint", "place")
+    keys = (
+        "kind",
+        "file",
+        "dashboard",
+        "panel",
+        "ref_id",
+        "subject",
+        "message",
+        "hint",
+        "place",
+        "source",
+    )
     for item in document["findings"]:
         assert_types(item, dict.fromkeys(keys, str))
     assert [f["subject"] for f in document["findings"]] == [f.subject for f in FINDINGS]

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from dashgen.catalog import where
 from dashgen.errors import DashgenError
 from dashgen.pipelines.otlp_names import Strategy
 
@@ -75,7 +74,7 @@ class Pipeline:
         first = owners.setdefault(stored_as, spec)
         if first is not spec:
             raise DashgenError(
-                where(spec),
+                spec.where,
                 f"collides with '{first.name}' ({first.file}:{first.line}): both are stored "
                 f"as '{stored_as}' with {self.describe()}",
             )

@@ -29,7 +29,6 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric as OtlpMetric
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
-from dashgen.catalog import where
 from dashgen.declare import MetricSpec
 from dashgen.errors import DashgenError
 from dashgen.families import Exported, ExportedMetric, Family
@@ -117,13 +116,13 @@ class _Names:
         try:
             return metric_name(spec.name, spec.unit, otlp_type, self.pipeline.translation_strategy)
         except TranslationError as error:
-            raise DashgenError(where(spec), f"{self._who} refuses it: {error.message}") from None
+            raise DashgenError(spec.where, f"{self._who} refuses it: {error.message}") from None
 
     def label(self, key: str, spec: MetricSpec | None = None) -> str:
         try:
             return label_name(key, self.pipeline.translation_strategy)
         except TranslationError as error:
-            place = where(spec) if spec is not None else "resource"
+            place = spec.where if spec is not None else "resource"
             raise DashgenError(place, f"{self._who} refuses '{key}': {error.message}") from None
 
     @property
@@ -152,7 +151,7 @@ def _read(
                 metrics[spec.name] = exported
     for spec in specs:
         if spec.name not in metrics:
-            raise DashgenError(where(spec), "the OTLP exporter sent no metric for it")
+            raise DashgenError(spec.where, "the OTLP exporter sent no metric for it")
     families = [m.family for m in metrics.values()]
     families.append(_target_info(resource, pipeline, names))
     return Exported(metrics=metrics, families=tuple(sorted(families, key=lambda f: f.name)))
@@ -216,7 +215,7 @@ def _refuse_merged_labels(spec: MetricSpec, labels: Mapping[str, str]) -> None:
         other = seen.setdefault(label, key)
         if other != key:
             raise DashgenError(
-                where(spec),
+                spec.where,
                 f"attributes '{other}' and '{key}' are both stored as label '{label}': rename one",
             )
 

@@ -19,7 +19,6 @@ from opentelemetry.sdk.metrics import MeterProvider
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric as PromFamily
 
-from dashgen.catalog import where
 from dashgen.declare import MetricSpec
 from dashgen.errors import DashgenError
 from dashgen.families import Exported, ExportedMetric, Family
@@ -82,7 +81,7 @@ def _read_families(specs: Sequence[MetricSpec], collected: list[PromFamily]) -> 
         if len(owners) > 1:
             first, second = (specs[i] for i in owners[:2])
             raise DashgenError(
-                where(second),
+                second.where,
                 f"collides with '{first.name}' ({first.file}:{first.line}): both export as "
                 f"Prometheus family '{prom.name}'",
             )
@@ -96,7 +95,7 @@ def _read_families(specs: Sequence[MetricSpec], collected: list[PromFamily]) -> 
                 other = sample_owner.setdefault(sample, owner)
                 if other != owner:
                     raise DashgenError(
-                        where(spec),
+                        spec.where,
                         f"collides with '{specs[other].name}' ({specs[other].file}:"
                         f"{specs[other].line}): both export the sample '{sample}'",
                     )
@@ -123,11 +122,11 @@ def _explain_lost(
         if any(f.name in alone for f in families):
             other = specs[index]
             raise DashgenError(
-                where(spec),
+                spec.where,
                 f"collides with '{other.name}' ({other.file}:{other.line}): both export as "
                 f"Prometheus family '{alone[0]}'",
             )
-    raise DashgenError(where(spec), "the exporter produced no family for it")
+    raise DashgenError(spec.where, "the exporter produced no family for it")
 
 
 def _owner(labels: Mapping[str, str]) -> int | None:
@@ -170,13 +169,13 @@ def _attribute_labels(spec: MetricSpec, prom: PromFamily) -> dict[str, str]:
         if label is None:
             clashing = [a for a in spec.labels if a != attribute]
             raise DashgenError(
-                where(spec),
+                spec.where,
                 f"attribute '{attribute}' is lost in export: it collides with another "
                 f"attribute or a reserved label (declared: {[*clashing, attribute]})",
             )
         if label in SCRAPE_TARGET_LABELS:
             raise DashgenError(
-                where(spec),
+                spec.where,
                 f"attribute '{attribute}' exports as label '{label}', which the Prometheus "
                 f"scrape sets itself (it would store yours as 'exported_{label}'): rename "
                 "the attribute",

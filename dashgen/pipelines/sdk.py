@@ -15,7 +15,6 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader
 
-from dashgen.catalog import where
 from dashgen.declare import MetricSpec
 from dashgen.errors import DashgenError
 from dashgen.hints import Kind
@@ -96,7 +95,7 @@ def create_instrument(meter: Meter, spec: MetricSpec, callback: ObservableCallba
             case Kind.OBSERVABLE_GAUGE:
                 return meter.create_observable_gauge(**common, callbacks=[callback])
     except Exception as error:
-        raise DashgenError(where(spec), f"the OpenTelemetry SDK rejects it: {error}") from None
+        raise DashgenError(spec.where, f"the OpenTelemetry SDK rejects it: {error}") from None
 
 
 def record(instrument: Any, kind: Kind, value: float, attributes: Mapping[str, str]) -> None:

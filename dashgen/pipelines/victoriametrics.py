@@ -20,7 +20,6 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from dashgen.catalog import where
 from dashgen.declare import MetricSpec
 from dashgen.errors import DashgenError
 from dashgen.families import Exported, ExportedMetric, Family
@@ -78,7 +77,7 @@ def _read(specs: Sequence[MetricSpec], stored: Stored, pipeline: Pipeline) -> Ex
     owner: dict[str, MetricSpec] = {}
     for index, spec in enumerate(specs):
         if index not in by_declaration:
-            raise DashgenError(where(spec), "VictoriaMetrics stored no series for it")
+            raise DashgenError(spec.where, "VictoriaMetrics stored no series for it")
         exported = _exported(spec, by_declaration[index])
         pipeline.claim(owner, exported.family.name, spec)
         metrics[spec.name] = exported
