@@ -725,3 +725,24 @@ def test_recorded_values_are_a_few_per_key_and_the_same_whatever_the_order(
         "status": [200, 201, 202, 203, 204],
     }
     assert texts[1:] == texts[:1] * 2
+
+
+def test_the_projects_own_contract_test_leaves_the_recording_alone(
+    example_app: pytest.Pytester,
+) -> None:
+    """The ready-made contract test runs the real export pipeline in the same session: it
+    must neither replace dashgen's provider nor add its trigger measurements."""
+    example_app.runpytest_subprocess(
+        "example_app/tests", "--dashgen-record", "-p", "no:cacheprovider"
+    ).assert_outcomes(passed=13)
+    alone = (example_app.path / ".dashgen/recorded.json").read_text()
+    with_contract = example_app.runpytest_subprocess(
+        "example_app/tests",
+        "--dashgen-record",
+        "-p",
+        "no:cacheprovider",
+        "-o",
+        "dashgen_contract=true",
+    )
+    with_contract.assert_outcomes(passed=14)
+    assert (example_app.path / ".dashgen/recorded.json").read_text() == alone
