@@ -19,10 +19,10 @@ from pathlib import Path
 from measure import Command, alternate, load_note, median_ratio, median_wall
 
 CORPUS = Path(__file__).resolve().parent.parent / "tests" / "corpus" / "dashboards"
-IMPORT = "import pathlib, dashgen.dashboard_files"
-READ = f"{IMPORT}; dashgen.dashboard_files.read_dashboards(pathlib.Path({str(CORPUS)!r}))"
+IMPORT = "import pathlib, dashgen.verify.dashboard_files"
+READ = f"{IMPORT}; dashgen.verify.dashboard_files.read_dashboards(pathlib.Path({str(CORPUS)!r}))"
 PANELS_ONLY = (
-    "import dashgen.dashboards as d; "
+    "import dashgen.verify.dashboards as d; "
     "d._variable_targets = d._annotation_targets = lambda *a: iter(()); " + READ
 )
 

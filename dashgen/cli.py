@@ -15,17 +15,17 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from dashgen.baseline import write_baseline as write_baseline_file
+from dashgen.build.write import Drift, diff_digests, tidy, write_tree
 from dashgen.catalog import Catalog, load_catalog
 from dashgen.config import Config, load_config
-from dashgen.coverage import render_table
 from dashgen.errors import DashgenError
 from dashgen.memo import expected_output, recalled, remember_build
 from dashgen.pipelines import PipelineName
-from dashgen.report import render_human, render_live_human, to_json
-from dashgen.verify import LiveOptions, recording_coverage
-from dashgen.verify import verify as run_verify
-from dashgen.write import Drift, diff_digests, tidy, write_tree
+from dashgen.record.coverage import render_table
+from dashgen.verify.baseline import write_baseline as write_baseline_file
+from dashgen.verify.report import render_human, render_live_human, to_json
+from dashgen.verify.stages import LiveOptions, recording_coverage
+from dashgen.verify.stages import verify as run_verify
 
 app = typer.Typer(
     help="Keep Grafana dashboards and OpenTelemetry metric code from drifting apart.",
@@ -193,7 +193,7 @@ def _up_to_date(config: Config, catalog: Catalog) -> bool:
 
 
 def _write_build(config: Config, catalog: Catalog, allow_empty: bool) -> list[Drift]:
-    from dashgen.build import generate  # grafanalib and the SDK: not for `verify --help`
+    from dashgen.build.stages import generate  # grafanalib and the SDK: not for `verify --help`
 
     result = generate(config, catalog)
     drift = write_tree(config.output, result.files, allow_empty)

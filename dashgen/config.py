@@ -11,11 +11,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from dashgen.accepted import DEFAULT_SCRAPE_LABELS, ContractRules, ExternalMetric
 from dashgen.cache import read_entry, write_entry
 from dashgen.errors import DashgenError
 from dashgen.pipelines import Pipeline, PipelineName
 from dashgen.pipelines.otlp_names import Strategy
+from dashgen.verify.accepted import DEFAULT_SCRAPE_LABELS, ContractRules, ExternalMetric
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,14 @@ from typing import TYPE_CHECKING, Any
 
 import promql_parser
 
-from dashgen import dashboard_files, dashboards, promql
+from dashgen.build.write import digest
 from dashgen.cache import read_entry, write_entry
 from dashgen.catalog import Catalog
 from dashgen.config import Config, remember_valid_table
-from dashgen.dashboard_files import (
+from dashgen.families import Family
+from dashgen.isolate import dumps_plain, loads_plain
+from dashgen.verify import dashboard_files, dashboards, promql
+from dashgen.verify.dashboard_files import (
     DashboardSet,
     LeftOut,
     collected,
@@ -37,13 +40,10 @@ from dashgen.dashboard_files import (
     read_dashboards,
     read_file,
 )
-from dashgen.dashboards import DashboardQueries
-from dashgen.families import Family
-from dashgen.isolate import dumps_plain, loads_plain
-from dashgen.write import digest
+from dashgen.verify.dashboards import DashboardQueries
 
 if TYPE_CHECKING:
-    from dashgen.build import BuildResult
+    from dashgen.build.stages import BuildResult
 
 _MEMO_FILE = "code-side.json"
 _FORMAT = 2
@@ -88,7 +88,7 @@ def expected_output(config: Config, catalog: Catalog) -> Expected:
     if known is not None:
         return known
     # Imported here: the OTel SDK and grafanalib take ~0.3 s that a memo hit never pays.
-    from dashgen.build import generate
+    from dashgen.build.stages import generate
 
     built = generate(config, catalog)
     remember_build(config, built)

@@ -28,9 +28,9 @@ from dashgen.errors import DashgenError
 
 if TYPE_CHECKING:  # the pipeline is imported on first use, not at every pytest start-up
     from dashgen.config import Config
-    from dashgen.contract import VerifyResult
-    from dashgen.dashboards import DashboardQueries
     from dashgen.families import Family
+    from dashgen.verify.contract import VerifyResult
+    from dashgen.verify.dashboards import DashboardQueries
 
 MARKER = "grafana_contract"
 #: Where a pytest-xdist worker hands its recording to the controller.
@@ -69,7 +69,7 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     """Recording mode starts here, before conftest files and test modules import the app."""
     if early_config.known_args_namespace.dashgen_record or early_config.getini("dashgen_record"):
         from dashgen.config import load_config
-        from dashgen.recording import DEFAULT_PATH
+        from dashgen.record.recording import DEFAULT_PATH
 
         try:
             config = load_config(early_config.rootpath)
@@ -100,7 +100,7 @@ def _dashboards_dir(config: pytest.Config, dashgen: Config) -> Path:
 @pytest.fixture(scope="session")
 def exported_families(pytestconfig: pytest.Config) -> tuple[Family, ...]:
     """Every family the code exports, read from the real OTel -> Prometheus pipeline."""
-    from dashgen.verify import code_side
+    from dashgen.verify.stages import code_side
 
     dashgen = _dashgen_config(pytestconfig)
     return code_side(dashgen, _dashboards_dir(pytestconfig, dashgen)).families
@@ -109,7 +109,7 @@ def exported_families(pytestconfig: pytest.Config) -> tuple[Family, ...]:
 @pytest.fixture(scope="session")
 def dashboard_queries(pytestconfig: pytest.Config) -> list[DashboardQueries]:
     """Every dashboard's targets, PromQL parsed, from the configured dashboards dir."""
-    from dashgen.dashboard_files import read_dashboards
+    from dashgen.verify.dashboard_files import read_dashboards
 
     dashgen = _dashgen_config(pytestconfig)
     directory = _dashboards_dir(pytestconfig, dashgen)
@@ -126,9 +126,9 @@ class ContractItem(pytest.Item):
     """The ready-made contract test: forward, label and reverse checks in one test."""
 
     def runtest(self) -> None:
-        from dashgen.contract import check_contract
-        from dashgen.dashboard_files import read_dashboards
-        from dashgen.verify import code_side
+        from dashgen.verify.contract import check_contract
+        from dashgen.verify.dashboard_files import read_dashboards
+        from dashgen.verify.stages import code_side
 
         dashgen = _dashgen_config(self.config)
         directory = _dashboards_dir(self.config, dashgen)
@@ -176,12 +176,12 @@ class Recorder:
     The tests run unchanged; after each test the observables' callbacks run once, as a
     periodic reader would run them. Only counting happens here, and at the end the file
     is written from what was counted: no SDK, no exporter (their names are the readers'
-    business, see ``dashgen.replay``). pytest-xdist workers write nothing; they hand their
+    business, see ``dashgen.record.replay``). pytest-xdist workers write nothing; they hand their
     snapshots to the controller.
     """
 
     def __init__(self, config: Config, path: Path, test_paths: Sequence[str] = ()) -> None:
-        from dashgen.capture import PROVIDER, Callers, install_global
+        from dashgen.record.capture import PROVIDER, Callers, install_global
 
         self.capture = PROVIDER.start(Callers(config.root, test_paths))
         try:
@@ -210,9 +210,9 @@ class Recorder:
         self.received.extend(output.get(RECORDING_KEY, []))
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        from dashgen.capture import Snapshot
         from dashgen.config import remember_valid_table
-        from dashgen.recording import from_snapshot, merge, write_recording
+        from dashgen.record.capture import Snapshot
+        from dashgen.record.recording import from_snapshot, merge, write_recording
 
         snapshots = self.capture.snapshots()
         if hasattr(session.config, "workerinput"):

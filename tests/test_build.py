@@ -18,8 +18,8 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from prometheus_client import CollectorRegistry
 
-from dashgen import write
-from dashgen.schema import schema_errors
+from dashgen.build import write
+from dashgen.build.schema import schema_errors
 from tests.conftest import REPO, Project
 
 GOOD_SOURCE = """

@@ -16,8 +16,10 @@ from opentelemetry.metrics import Meter
 from opentelemetry.sdk.metrics import MeterProvider
 from prometheus_client import CollectorRegistry
 
-from dashgen.accepted import ContractRules, ExternalMetric
-from dashgen.contract import (
+from dashgen.errors import DashgenError
+from dashgen.families import Family
+from dashgen.verify.accepted import ContractRules, ExternalMetric
+from dashgen.verify.contract import (
     UNKNOWN_LABEL,
     UNKNOWN_METRIC,
     UNMATCHED_REGEX,
@@ -27,16 +29,14 @@ from dashgen.contract import (
     VerifyResult,
     check_contract,
 )
-from dashgen.dashboards import (
+from dashgen.verify.dashboards import (
     DashboardQueries,
     ParsedTarget,
     SkippedTarget,
     Target,
     read_dashboard,
 )
-from dashgen.errors import DashgenError
-from dashgen.families import Family
-from dashgen.promql import PromQLError, extract_refs, substitute_variables
+from dashgen.verify.promql import PromQLError, extract_refs, substitute_variables
 
 # --- helpers -------------------------------------------------------------------------------
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from dashgen.dashboard_files import read_dashboards
-from dashgen.dashboards import DashboardQueries, ParsedTarget
+from dashgen.verify.dashboard_files import read_dashboards
+from dashgen.verify.dashboards import DashboardQueries, ParsedTarget
 
 CORPUS = Path(__file__).parent / "corpus"
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from dashgen.hints import Kind
-from dashgen.recording import RecordedInstrument, write_recording
+from dashgen.record.recording import RecordedInstrument, write_recording
 from tests.conftest import Project
 
 SHOP = """\

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from dashgen.dashboards import (
+from dashgen.errors import DashgenError
+from dashgen.verify.dashboards import (
     DashboardQueries,
     ParsedTarget,
     SkippedTarget,
     Target,
     read_dashboard,
 )
-from dashgen.errors import DashgenError
 
 JSONObject = dict[str, object]
 

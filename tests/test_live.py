@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from dashgen import live as live_module
 from dashgen.catalog import load_catalog
-from dashgen.feed import feed_catalog
-from dashgen.tsdb import PrometheusServer, VictoriaMetricsServer, window_end_ms
+from dashgen.live import stages as live_module
+from dashgen.live.feed import feed_catalog
+from dashgen.live.tsdb import PrometheusServer, VictoriaMetricsServer, window_end_ms
 from tests.conftest import Project
 
 ENGINES = ["prometheus", "victoria-metrics"]

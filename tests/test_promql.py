@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from dashgen.promql import (
+from dashgen.verify.promql import (
     PLACEHOLDER,
     PromQLError,
     QueryRefs,

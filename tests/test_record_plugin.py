@@ -110,7 +110,7 @@ def test_recording_mode_writes_what_the_tests_created_and_recorded(shop: pytest.
     # checkout() is the app's own code: production, at the line that adds.
     assert (orders["production"], orders["test_sites"]) == (2, [])
     assert orders["production_sites"] == [f"shop/app.py:{line_of(APP, 'ORDERS.add')}"]
-    # What the run did, not what an exporter makes of it: readers name it (dashgen.replay).
+    # What the run did, not what an exporter makes of it: readers name it (dashgen.record.replay).
     assert "exported" not in orders
     carts = found["shop.carts.open"]
     assert carts["site"] == f"shop/app.py:{line_of(APP, 'CARTS =')}"
@@ -237,7 +237,7 @@ def test_without_recording_mode_nothing_is_recorded_and_start_up_stays_light(
             from opentelemetry import metrics
 
             def test_nothing_heavy_was_imported():
-                assert "dashgen.capture" not in sys.modules
+                assert "dashgen.record.capture" not in sys.modules
                 assert "opentelemetry.sdk.metrics" not in sys.modules
                 assert type(metrics.get_meter_provider()).__name__ == "_ProxyMeterProvider"
             """

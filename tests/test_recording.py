@@ -16,11 +16,12 @@ import pytest
 from opentelemetry.metrics import CallbackOptions, Observation
 from prometheus_client.metrics_core import Metric
 
-from dashgen import Counter, Histogram, ObservableGauge, replay
-from dashgen.capture import Capture, CapturingMeterProvider, Snapshot
+from dashgen import Counter, Histogram, ObservableGauge
 from dashgen.errors import DashgenError
 from dashgen.hints import Kind
-from dashgen.recording import (
+from dashgen.record import replay
+from dashgen.record.capture import Capture, CapturingMeterProvider, Snapshot
+from dashgen.record.recording import (
     ExportedInstrument,
     RecordedFamily,
     RecordedInstrument,
@@ -32,7 +33,7 @@ from dashgen.recording import (
     to_entry,
     write_recording,
 )
-from dashgen.replay import export_recorded
+from dashgen.record.replay import export_recorded
 from tests.conftest import REPO
 
 HERE = Path(__file__).resolve().relative_to(REPO).as_posix()

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import pytest
 from hypothesis import settings
 
-from dashgen import write
+from dashgen.build import write
 from tests.conftest import REPO, Project, Run
 from tests.test_build import BAD_SOURCES, GOOD_SOURCE
 from tests.test_properties import MUTATIONS

@@ -9,14 +9,14 @@ from typing import Any
 
 from rich.console import Console
 
-from dashgen.contract import (
+from dashgen.verify.contract import (
     UNKNOWN_LABEL,
     UNKNOWN_METRIC,
     UNPANELLED_FAMILY,
     Finding,
     VerifyResult,
 )
-from dashgen.report import JSON_VERSION, render_human, to_json
+from dashgen.verify.report import JSON_VERSION, render_human, to_json
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "verify-json.md"
 

@@ -31,9 +31,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dashgen import write
+from dashgen.build import write
 from dashgen.catalog import default_uid
-from dashgen.tsdb import PrometheusServer
+from dashgen.live.tsdb import PrometheusServer
 from tests.conftest import Project
 from tests.test_build import GOOD_SOURCE
 from tests.test_properties import SETTINGS

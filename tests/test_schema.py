@@ -1,4 +1,4 @@
-"""dashgen.schema: today's dashboard model passes, and legacy output fails by path and reason."""
+"""dashgen.build.schema: today's dashboard model passes; legacy output fails by path, reason."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from grafanalib._gen import DashboardEncoder
 from grafanalib.core import Dashboard, GridPos, Stat, Target
 from jsonschema import Draft7Validator  # type: ignore[import-untyped]
 
-from dashgen.schema import dashboard_schema, schema_errors
+from dashgen.build.schema import dashboard_schema, schema_errors
 
 PROMETHEUS = {"type": "prometheus", "uid": "prometheus"}
 

@@ -30,10 +30,10 @@ from opentelemetry.sdk.metrics import MeterProvider
 from prometheus_client import CollectorRegistry
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
-from dashgen import tsdb
 from dashgen.errors import DashgenError
-from dashgen.scrape import Series, scrape_window
-from dashgen.tsdb import (
+from dashgen.live import tsdb
+from dashgen.live.scrape import Series, scrape_window
+from dashgen.live.tsdb import (
     Engine,
     ExistingEndpoint,
     PrometheusServer,
@@ -390,7 +390,7 @@ def test_a_server_that_exits_at_start_is_reported(
 
 def test_atexit_stops_a_server_left_running() -> None:
     script = (
-        "from dashgen.tsdb import PrometheusServer\n"
+        "from dashgen.live.tsdb import PrometheusServer\n"
         "server = PrometheusServer([]).__enter__()\n"
         "print(server.pid, server.port)\n"
     )

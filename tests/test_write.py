@@ -19,7 +19,7 @@ from tests.test_build import GOOD_SOURCE
 #: the named function, after (``after``) or before calling it.
 KILL_AT = """
 import os, signal, sys
-from dashgen import write
+from dashgen.build import write
 name, when = sys.argv[1], sys.argv[2]
 real = getattr(write, name)
 def killing(*args, **kwargs):

@@ -24,10 +24,10 @@ from dashgen.declare import MetricSpec
 from dashgen.errors import DashgenError
 from dashgen.families import Exported, ExportedMetric, Family
 from dashgen.hints import Kind
+from dashgen.live.tsdb import OtlpVictoriaMetricsServer
 from dashgen.pipelines import Pipeline
 from dashgen.pipelines.otlp import payload
 from dashgen.pipelines.sdk import HISTOGRAM_PROBE, declaration_of_scope, marker
-from dashgen.tsdb import OtlpVictoriaMetricsServer
 
 _DECLARATION_MARKER = "dashgen-declaration-"
 _FAMILY_TYPES = {

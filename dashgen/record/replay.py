@@ -23,7 +23,6 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from prometheus_client import REGISTRY
 from prometheus_client.metrics_core import Metric as PromFamily
 
-from dashgen.capture import FACTORIES, PROVIDER, install_global
 from dashgen.declare import MetricSpec
 from dashgen.errors import DashgenError
 from dashgen.families import Family
@@ -31,7 +30,8 @@ from dashgen.hints import Kind
 from dashgen.pipelines import Pipeline
 from dashgen.pipelines.prometheus_client_registry import collectors
 from dashgen.pipelines.prometheus_exporter import private_pipeline
-from dashgen.recording import (
+from dashgen.record.capture import FACTORIES, PROVIDER, install_global
+from dashgen.record.recording import (
     ExportedInstrument,
     RecordedFamily,
     RecordedInstrument,
@@ -40,7 +40,7 @@ from dashgen.recording import (
 )
 
 SCOPE_LABEL = "otel_scope_name"
-_SCOPE_PREFIX = "dashgen.capture."
+_SCOPE_PREFIX = "dashgen.record.capture."
 _RECORD = {
     Kind.COUNTER: "add",
     Kind.UP_DOWN_COUNTER: "add",

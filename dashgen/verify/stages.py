@@ -11,20 +11,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dashgen.accepted import ContractRules
-from dashgen.baseline import read_baseline, without_known
+from dashgen.build.write import Drift, diff_digests, owned
 from dashgen.catalog import Catalog, load_catalog
 from dashgen.config import Config
-from dashgen.contract import (
-    MISSING_FILE,
-    ORPHAN_FILE,
-    STALE_FILE,
-    UNKNOWN_METRIC,
-    Finding,
-    VerifyResult,
-    check_contract,
-)
-from dashgen.coverage import (
+from dashgen.errors import DashgenError
+from dashgen.families import Family
+from dashgen.isolate import run_isolated
+from dashgen.memo import expected_output, exported_families, remembered_dashboards
+from dashgen.pipelines import FROM_THE_APP, Pipeline, PipelineName
+from dashgen.record.coverage import (
     CodeInstrument,
     Coverage,
     created_instruments,
@@ -34,18 +29,23 @@ from dashgen.coverage import (
     with_recorded_values,
     with_recording,
 )
-from dashgen.dashboard_files import read_dashboards
-from dashgen.dashboards import DashboardQueries
-from dashgen.errors import DashgenError
-from dashgen.families import Family
-from dashgen.isolate import run_isolated
-from dashgen.memo import expected_output, exported_families, remembered_dashboards
-from dashgen.pipelines import FROM_THE_APP, Pipeline, PipelineName
-from dashgen.recording import DEFAULT_PATH, ExportedInstrument, read_recording
-from dashgen.write import Drift, diff_digests, owned
+from dashgen.record.recording import DEFAULT_PATH, ExportedInstrument, read_recording
+from dashgen.verify.accepted import ContractRules
+from dashgen.verify.baseline import read_baseline, without_known
+from dashgen.verify.contract import (
+    MISSING_FILE,
+    ORPHAN_FILE,
+    STALE_FILE,
+    UNKNOWN_METRIC,
+    Finding,
+    VerifyResult,
+    check_contract,
+)
+from dashgen.verify.dashboard_files import read_dashboards
+from dashgen.verify.dashboards import DashboardQueries
 
 if TYPE_CHECKING:
-    from dashgen.live import LiveResult
+    from dashgen.live.stages import LiveResult
 
 _DRIFT_KINDS = {"stale": STALE_FILE, "missing": MISSING_FILE, "orphan": ORPHAN_FILE}
 
@@ -73,7 +73,7 @@ def code_side(config: Config, directory: Path) -> CodeSide:
     if config.pipeline.name in FROM_THE_APP:
         return CodeSide(_families_from_the_app(config), None)
     if config.instruments:
-        from dashgen.replay import export_callable  # the OTel SDK: only this path needs it
+        from dashgen.record.replay import export_callable  # the OTel SDK: only this path needs it
 
         created = run_isolated(
             config.instruments,
@@ -175,7 +175,7 @@ def verify(
         static = without_known(static, read_baseline(config.baseline), config.baseline)
     if live is None:
         return Verified(static)
-    from dashgen.live import run_live  # servers and the SDK: only for --live
+    from dashgen.live.stages import run_live  # servers and the SDK: only for --live
 
     catalog = code.catalog
     if catalog is not None and recording is not None:
@@ -254,7 +254,7 @@ def recording_coverage(config: Config, directory: Path | None) -> Coverage:
 def exported_recording(config: Config, path: Path) -> list[ExportedInstrument]:
     """A recording and the names its instruments get along the configured path (the pull
     exporter for pipelines that read the app's own registries)."""
-    from dashgen.replay import export_recorded  # the OTel SDK: only a recording needs it
+    from dashgen.record.replay import export_recorded  # the OTel SDK: only a recording needs it
 
     pipeline = None if config.pipeline.name in FROM_THE_APP else config.pipeline
     return export_recorded(read_recording(path), pipeline).instruments

@@ -20,6 +20,7 @@ from opentelemetry.sdk.resources import Resource
 
 from dashgen.declare import MetricSpec
 from dashgen.hints import Kind
+from dashgen.live.scrape import Series, scrape_window
 from dashgen.pipelines import Pipeline
 from dashgen.pipelines.otlp import sending_provider
 from dashgen.pipelines.prometheus_exporter import SCOPE_LABEL, private_pipeline
@@ -29,7 +30,6 @@ from dashgen.pipelines.sdk import (
     declaration_of_scope,
     record,
 )
-from dashgen.scrape import Series, scrape_window
 
 #: Observations spread over five orders of magnitude, so any bucket layout gets filled.
 _SPREAD = (0.002, 0.03, 0.2, 0.7, 3.0, 8.0, 40.0, 300.0, 4000.0)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dashgen.errors import DashgenError
-from dashgen.promql import (
+from dashgen.verify.promql import (
     PromQLError,
     QueryRefs,
     extract_refs,

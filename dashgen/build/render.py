@@ -14,7 +14,7 @@ import grafanalib.core as g
 import orjson
 import yaml
 
-from dashgen.plan import DashboardPlan, GridPos, PanelPlan, RowPlan, TargetPlan
+from dashgen.build.plan import DashboardPlan, GridPos, PanelPlan, RowPlan, TargetPlan
 
 SCHEMA_VERSION = 39
 DATASOURCE_VARIABLE = "datasource"

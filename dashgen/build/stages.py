@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from dashgen.catalog import Catalog, load_catalog
 from dashgen.config import Config
 from dashgen.families import Exported
-from dashgen.plan import plan_dashboards
-from dashgen.render import render_dashboard, render_provisioning
+from dashgen.build.plan import plan_dashboards
+from dashgen.build.render import render_dashboard, render_provisioning
 
 
 @dataclass(frozen=True)

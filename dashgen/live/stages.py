@@ -15,13 +15,10 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from dashgen.contract import LEGEND_LABEL, Finding
-from dashgen.dashboards import DashboardQueries, ParsedTarget
 from dashgen.errors import DashgenError
 from dashgen.families import Family
-from dashgen.feed import as_stored_by, feed_catalog, feed_otlp
-from dashgen.pipelines import Pipeline, PipelineName
-from dashgen.tsdb import (
+from dashgen.live.feed import as_stored_by, feed_catalog, feed_otlp
+from dashgen.live.tsdb import (
     Engine,
     ExistingEndpoint,
     LocalServer,
@@ -30,10 +27,13 @@ from dashgen.tsdb import (
     VictoriaMetricsServer,
     window_end_ms,
 )
+from dashgen.pipelines import Pipeline, PipelineName
+from dashgen.verify.contract import LEGEND_LABEL, Finding
+from dashgen.verify.dashboards import DashboardQueries, ParsedTarget
 
 if TYPE_CHECKING:
     from dashgen.catalog import Catalog
-    from dashgen.verify import LiveOptions
+    from dashgen.verify.stages import LiveOptions
 
 QUERY_ERROR = "query-error"
 NO_DATA = "no-data"

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from dashgen.catalog import Catalog, DashboardSpec
-from dashgen.dashboards import ref_id
+from dashgen.verify.dashboards import ref_id
 from dashgen.errors import DashgenError
 from dashgen.families import Exported, ExportedMetric
 from dashgen.hints import Average, Current, Heatmap, Hint, Increase, Quantiles, Rate, Threshold

@@ -28,13 +28,13 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import NamedTuple
 
-from dashgen.accepted import ContractRules, ExternalMetric
-from dashgen.dashboards import PANEL, DashboardQueries, ParsedTarget, Target
 from dashgen.errors import DashgenError
 from dashgen.families import Family
-from dashgen.promql import PLACEHOLDER, QueryRefs, Selector
-from dashgen.regex import Pattern, RegexError, compile_regex, examples
 from dashgen.units import contradiction, unit_from_name
+from dashgen.verify.accepted import ContractRules, ExternalMetric
+from dashgen.verify.dashboards import PANEL, DashboardQueries, ParsedTarget, Target
+from dashgen.verify.promql import PLACEHOLDER, QueryRefs, Selector
+from dashgen.verify.regex import Pattern, RegexError, compile_regex, examples
 
 UNKNOWN_METRIC = "unknown-metric"
 UNKNOWN_LABEL = "unknown-label"

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import yaml
 
-from dashgen.dashboards import (
+from dashgen.errors import DashgenError
+from dashgen.verify.dashboards import (
     NOT_A_DASHBOARD,
     DashboardQueries,
     dashboard_queries,
@@ -26,7 +27,6 @@ from dashgen.dashboards import (
     read_dashboard,
     shown_path,
 )
-from dashgen.errors import DashgenError
 
 _JSON = (".json",)
 _YAML = (".yaml", ".yml")

@@ -4,9 +4,9 @@ the app records into it, and costs the app almost nothing.
 dashgen installs one ``CapturingMeterProvider`` as the global provider (OTel allows that
 once per process). Every instrument the app creates through it goes to the current
 ``Capture`` and the app gets back an object whose ``add``/``record``/``set`` only count:
-how many measurements, and the first attributes of every distinct key set. No SDK runs
-while the app does (it spends microseconds per measurement, counting a fraction of that);
-``dashgen.replay`` later records each key set once through the real exporter.
+how many measurements, which attribute keys and values, and (in recording mode) who made
+them. No SDK runs while the app does; the readers of the recording put what was counted
+through the real export path later (``dashgen.record.replay``).
 
 This module imports the OTel API only, so that recording mode keeps pytest start-up light.
 """

@@ -46,9 +46,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dashgen.capture import Snapshot
 from dashgen.errors import DashgenError
 from dashgen.hints import Kind
+from dashgen.record.capture import Snapshot
 
 FORMAT_VERSION = 2
 DEFAULT_PATH = ".dashgen/recorded.json"

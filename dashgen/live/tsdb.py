@@ -32,7 +32,7 @@ from typing import Any, ClassVar, Literal, Protocol, Self
 from urllib.error import HTTPError, URLError
 
 from dashgen.errors import DashgenError
-from dashgen.scrape import Series
+from dashgen.live.scrape import Series
 
 _READY_TIMEOUT_S = 10.0
 _STOP_TIMEOUT_S = 5.0

@@ -18,7 +18,7 @@ spaces, and the same result always gives the same text::
       "findings": [                      # sorted by file, source, panel, ref_id, kind,
                                          #   subject
         {
-          "kind": str,                   # e.g. "unknown-metric", see dashgen.contract
+          "kind": str,                   # e.g. "unknown-metric", see dashgen.verify.contract
           "file": str,                   # dashboard file, "" for family-level findings
           "dashboard": str,              # dashboard title, "" when not about one dashboard
           "panel": str,                  # panel title (variable or annotation name),
@@ -50,10 +50,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from dashgen.contract import Finding, VerifyResult
+from dashgen.verify.contract import Finding, VerifyResult
 
 if TYPE_CHECKING:  # the live module starts servers; a static verify never imports it
-    from dashgen.live import LiveResult
+    from dashgen.live.stages import LiveResult
 
 JSON_VERSION = 1
 

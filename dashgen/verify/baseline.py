@@ -17,8 +17,8 @@ from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
-from dashgen.contract import Finding, VerifyResult
 from dashgen.errors import DashgenError
+from dashgen.verify.contract import Finding, VerifyResult
 
 _VERSION = 1
 _KEY_FIELDS = ("kind", "file", "place", "panel", "ref_id", "subject")

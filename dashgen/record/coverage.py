@@ -22,12 +22,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from dashgen.catalog import Catalog
-from dashgen.contract import Finding, VerifyResult
-from dashgen.dashboards import DashboardQueries, Target
 from dashgen.declare import MetricSpec
 from dashgen.families import Family
 from dashgen.hints import Kind
-from dashgen.recording import ExportedInstrument
+from dashgen.record.recording import ExportedInstrument
+from dashgen.verify.contract import Finding, VerifyResult
+from dashgen.verify.dashboards import DashboardQueries, Target
 
 DEAD_PANEL = "dead-panel"
 DEAD_INSTRUMENT = "dead-instrument"
