@@ -7,7 +7,9 @@ from dashgen import (
     ObservableCounter,
     ObservableGauge,
     ObservableUpDownCounter,
+    Panel,
     Row,
+    expr,
     hints,
 )
 
@@ -21,8 +23,8 @@ QUEUE_DEPTH = ObservableGauge(
     description="Jobs waiting in each queue, read from the broker at collection time.",
     labels=[QUEUE],
     hint=[
-        hints.Current(title="Backlog by queue", style="bargauge", by=(QUEUE,), agg="max"),
-        hints.Current(title="Backlog over time", by=(QUEUE,), agg="max"),
+        hints.Current(title="Backlog by queue", style="bargauge", by=(QUEUE,), agg="max", width=9),
+        hints.Current(title="Backlog over time", by=(QUEUE,), agg="max", width=9),
     ],
 )
 
@@ -70,7 +72,7 @@ FAILURES = Counter(
     labels=[JOB_TYPE, REASON],
     hint=[
         hints.Rate(title="Failures per second by reason", by=(REASON,)),
-        hints.Increase(title="Failures in range", by=(REASON,), width=6),
+        hints.Increase(title="Failures in range", by=(REASON,)),
     ],
 )
 
@@ -79,7 +81,27 @@ CANCELLED = Counter(
     unit="{job}",
     description="Jobs cancelled before they ran.",
     labels=[JOB_TYPE],
-    hint=hints.Increase(title="Cancelled in range", by=(JOB_TYPE,), width=6),
+    hint=hints.Increase(title="Cancelled in range", by=(JOB_TYPE,)),
+)
+
+
+#: Custom panels: queries over the declarations above, by object, which the build renders
+#: with the names the export path gives them (and verify checks like any other query).
+FAILURE_RATIO = Panel(
+    "Failed share of job runs",
+    expr.ratio(expr.rate(FAILURES), expr.rate(JOB_DURATION)),
+    description="Jobs that failed for good, per job run.",
+    unit="percentunit",
+    thresholds=((0.01, "orange"), (0.05, "red")),
+)
+FAILURE_BUDGET_BURN = Panel(
+    "Failure budget burn (99% of runs succeed)",
+    expr.slo_burn(
+        expr.rate(FAILURES, window="1h"), expr.rate(JOB_DURATION, window="1h"), objective=0.99
+    ),
+    description="How fast failures spend the error budget: 1 spends it exactly over the period.",
+    thresholds=((1, "orange"), (14.4, "red")),
+    style="stat",
 )
 
 
@@ -106,9 +128,10 @@ DASHBOARD = Dashboard(
     uid="job-worker",
     description="Backlog, throughput and failures of the background job worker.",
     tags=["example", "worker"],
+    filters=[QUEUE],
     rows=[
         Row("Backlog", [QUEUE_DEPTH, BUSY_WORKERS]),
         Row("Throughput", [JOBS_PROCESSED, JOB_DURATION]),
-        Row("Errors", [RETRIES, FAILURES, CANCELLED]),
+        Row("Errors", [RETRIES, FAILURES, CANCELLED, FAILURE_RATIO, FAILURE_BUDGET_BURN]),
     ],
 )

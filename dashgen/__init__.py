@@ -4,7 +4,7 @@ Declare metrics with panel hints, group them into dashboards, and ``dashgen buil
 generates the Grafana JSON from the names the real exporter produces.
 """
 
-from dashgen import hints
+from dashgen import expr, hints
 from dashgen.declare import (
     Counter,
     Dashboard,
@@ -14,6 +14,7 @@ from dashgen.declare import (
     ObservableCounter,
     ObservableGauge,
     ObservableUpDownCounter,
+    Panel,
     Row,
     UpDownCounter,
 )
@@ -27,7 +28,9 @@ __all__ = [
     "ObservableCounter",
     "ObservableGauge",
     "ObservableUpDownCounter",
+    "Panel",
     "Row",
     "UpDownCounter",
+    "expr",
     "hints",
 ]

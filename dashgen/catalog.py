@@ -20,7 +20,7 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,19 +28,31 @@ from types import CodeType, ModuleType
 from typing import get_args
 
 from dashgen.cache import read_entry, write_entry
-from dashgen.declare import Dashboard, DeclarationError, Metric, MetricSpec, describe_value
+from dashgen.declare import (
+    Dashboard,
+    DeclarationError,
+    Metric,
+    MetricSpec,
+    PanelSpec,
+    describe_value,
+)
 from dashgen.errors import DashgenError
+from dashgen.expr import selections
 from dashgen.hints import (
+    LEVELS,
+    MONOTONIC,
     Aggregation,
     Average,
     Current,
     CurrentStyle,
     Heatmap,
     Hint,
+    Kind,
     Quantiles,
 )
 from dashgen.isolate import run_isolated
 from dashgen.units import contradiction, panel_unit
+from dashgen.vocabulary import color_problem, unit_problem
 
 UID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,40}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -52,7 +64,22 @@ _NUMBER_WORDS = frozenset({"inf", "nan"})
 class RowSpec:
     title: str
     metrics: tuple[str, ...]
+    """The metrics whose hints are the row's panels, in order."""
     collapsed: bool
+    entries: tuple[str | PanelSpec, ...] = ()
+    """The row in order: a metric's name (its hints' panels) or a custom panel."""
+
+    @property
+    def shown(self) -> tuple[str, ...]:
+        """Every metric the row shows: its own and those its custom panels query."""
+        queried = [
+            s.metric
+            for e in self.entries
+            if isinstance(e, PanelSpec)
+            for x in e.exprs
+            for s in selections(x)
+        ]
+        return tuple(dict.fromkeys([*self.metrics, *queried]))
 
 
 @dataclass(frozen=True)
@@ -66,6 +93,15 @@ class DashboardSpec:
     rows: tuple[RowSpec, ...]
     file: str
     line: int
+    folder: str = ""
+    """The Grafana folder it is provisioned into; "" for General."""
+    filters: tuple[str, ...] = ()
+    """Declared attribute keys its panels filter by, through a variable each."""
+    key: str = ""
+    """Who the dashboard is across edits: its file and the variable that holds it (or its
+    title, when no module variable does); the uid lock is keyed by it."""
+    uid_declared: bool = True
+    """``uid=`` was given; else ``uid`` is the title's slug, until the lock says otherwise."""
 
 
 @dataclass(frozen=True)
@@ -96,12 +132,14 @@ def _collect_declarations(sources: Path, cache: Path | None) -> Catalog:
     modules = _import_sources(sources, root, cache)
     metrics: dict[int, Metric] = {}
     dashboards: dict[int, Dashboard] = {}
+    variables: dict[int, str] = {}
     for module in modules:
-        for value in vars(module).values():
+        for name, value in vars(module).items():
             if isinstance(value, Metric):
                 metrics.setdefault(id(value), value)
             elif isinstance(value, Dashboard):
                 dashboards.setdefault(id(value), value)
+                variables.setdefault(id(value), name)
     for dashboard in dashboards.values():
         for row in dashboard.rows:
             for metric in row.metrics:
@@ -119,9 +157,11 @@ def _collect_declarations(sources: Path, cache: Path | None) -> Catalog:
         check_spec(spec)
     specs = [replace(spec, hints=tuple(_plain_hint(h) for h in spec.hints)) for spec in specs]
     dashboard_specs = sorted(
-        (_dashboard_spec(d, root) for d in dashboards.values()), key=lambda d: d.uid
+        (_dashboard_spec(d, root, variables.get(id(d))) for d in dashboards.values()),
+        key=lambda d: d.uid,
     )
-    _check_dashboards(dashboard_specs, specs)
+    check_unique_uids(dashboard_specs)
+    _check_placed(dashboard_specs, specs)
     return Catalog(metrics=tuple(specs), dashboards=tuple(dashboard_specs))
 
 
@@ -196,11 +236,12 @@ def check_hints(spec: MetricSpec) -> None:
                 )
         if len(set(hint.by)) != len(hint.by):
             raise DashgenError(spec.where, f"hint {hint_name} names a label twice in by={hint.by}")
-        if not _is_int(hint.width) or not _is_int(hint.height):
+        width = 12 if hint.width is None else hint.width
+        if not _is_int(width) or not _is_int(hint.height):
             raise DashgenError(
                 spec.where, f"hint {hint_name} needs whole numbers for width, height"
             )
-        if hint.width < 1 or hint.width > 24 or hint.height < 1:
+        if width < 1 or width > 24 or hint.height < 1:
             raise DashgenError(spec.where, f"hint {hint_name} needs 1 <= width <= 24, height >= 1")
         for threshold in hint.thresholds:
             if not _is_threshold(threshold):
@@ -208,7 +249,82 @@ def check_hints(spec: MetricSpec) -> None:
                     spec.where,
                     f"hint {hint_name} has threshold {threshold!r}: use (number, 'colour') pairs",
                 )
+        _check_vocabulary(spec, hint)
         _check_hint_options(spec, hint)
+
+
+def _check_vocabulary(spec: MetricSpec, hint: Hint) -> None:
+    _check_look(spec.where, f"hint {type(hint).__name__}", hint.unit, hint.thresholds, hint.base)
+
+
+def _check_look(
+    where: str,
+    what: str,
+    unit: str | None,
+    thresholds: Sequence[tuple[float, str]],
+    base: object,
+) -> None:
+    """Units and colours Grafana knows: it takes any string and shows a misspelt one wrong."""
+    if base is not None and not isinstance(base, str):
+        raise DashgenError(where, f"{what} takes a colour name for base=, got {base!r}")
+    colors = [(f"threshold {value:g}", color) for value, color in thresholds]
+    if base is not None:
+        colors.append(("base", base))
+    for step, color in colors:
+        problem = color_problem(color)
+        if problem is not None:
+            raise DashgenError(where, f"{what} {step}: {problem}")
+    if unit is not None:
+        problem = unit_problem(unit)
+        if problem is not None:
+            raise DashgenError(where, f"{what} unit=: {problem}")
+
+
+_FITS: dict[str, frozenset[Kind]] = {
+    "rate": MONOTONIC | {Kind.HISTOGRAM},
+    "increase": MONOTONIC | {Kind.HISTOGRAM},
+    "current": LEVELS,
+}
+_STYLES = ("timeseries", "stat", "gauge", "bargauge")
+
+
+def check_panel(panel: PanelSpec, metrics: Mapping[str, MetricSpec]) -> None:
+    """A custom panel's queries must select declared metrics in ways that fit them, by
+    labels they declare; its look, like a hint's, must be Grafana's."""
+    for expression in panel.exprs:
+        for selection in selections(expression):
+            spec = metrics.get(selection.metric)
+            if spec is None:
+                raise DashgenError(
+                    panel.where, f"queries '{selection.metric}', which no declaration names"
+                )
+            if spec.kind not in _FITS[selection.function]:
+                fits = ", ".join(sorted(k.value for k in _FITS[selection.function]))
+                raise DashgenError(
+                    panel.where,
+                    f"expr.{selection.function}() does not fit the {spec.kind.value} "
+                    f"'{spec.name}' (it fits {fits})",
+                )
+            for key in (*(k for k, _ in selection.where), *selection.by):
+                if key not in spec.labels:
+                    raise DashgenError(
+                        panel.where,
+                        f"filters or groups '{spec.name}' by '{key}', which is not among its "
+                        f"declared labels {list(spec.labels)}",
+                    )
+    if panel.style not in _STYLES:
+        raise DashgenError(panel.where, f"style= takes one of {', '.join(_STYLES)}")
+    width = 12 if panel.width is None else panel.width
+    if not _is_int(width) or not _is_int(panel.height) or not 1 <= width <= 24:
+        raise DashgenError(panel.where, "needs whole numbers, 1 <= width <= 24, height >= 1")
+    if panel.height < 1:
+        raise DashgenError(panel.where, "needs whole numbers, 1 <= width <= 24, height >= 1")
+    for threshold in panel.thresholds:
+        if not _is_threshold(threshold):
+            raise DashgenError(
+                panel.where, f"has threshold {threshold!r}: use (number, 'colour') pairs"
+            )
+    _check_look(panel.where, "panel", panel.unit, panel.thresholds, panel.base)
 
 
 def _check_hint_options(spec: MetricSpec, hint: Hint) -> None:
@@ -312,7 +428,7 @@ def default_uid(title: str) -> str:
     return slug
 
 
-def _dashboard_spec(dashboard: Dashboard, root: Path) -> DashboardSpec:
+def _dashboard_spec(dashboard: Dashboard, root: Path, variable: str | None) -> DashboardSpec:
     file = _relative_file(dashboard.file, root)
     location = f"{file}:{dashboard.line}: dashboard '{dashboard.title}'"
     if not dashboard.title.strip() or _CONTROL.search(dashboard.title):
@@ -331,16 +447,42 @@ def _dashboard_spec(dashboard: Dashboard, root: Path) -> DashboardSpec:
         refresh=dashboard.refresh,
         time_from=dashboard.time_from,
         rows=tuple(
-            RowSpec(row.title, tuple(m.name for m in row.metrics), row.collapsed)
+            RowSpec(
+                row.title,
+                tuple(m.name for m in row.metrics),
+                row.collapsed,
+                tuple(e.name if isinstance(e, Metric) else e.spec for e in row.entries),
+            )
             for row in dashboard.rows
         ),
         file=file,
         line=dashboard.line,
+        folder=_folder(dashboard.folder, location),
+        filters=dashboard.filters,
+        key=f"{file}:{variable if variable is not None else dashboard.title}",
+        uid_declared=dashboard.uid is not None,
     )
 
 
-def _check_dashboards(dashboards: list[DashboardSpec], specs: list[MetricSpec]) -> None:
-    # By case-folded uid: App.json and app.json are one file on macOS and Windows.
+_FOLDER = re.compile(r"[^/\\\x00-\x1f\x7f]{1,80}")
+
+
+def _folder(folder: str | None, location: str) -> str:
+    """A folder name that is one safe directory name (Grafana titles the folder with it)."""
+    if folder is None:
+        return ""
+    if not _FOLDER.fullmatch(folder) or folder.strip(". ") == "" or folder == "provisioning":
+        raise DashgenError(
+            location,
+            f"folder {folder!r} cannot be a directory of the output dir: use 1-80 characters, "
+            "no '/', '\\' or control characters, not 'provisioning'",
+        )
+    return folder
+
+
+def check_unique_uids(dashboards: Sequence[DashboardSpec]) -> None:
+    """One file per uid. By case-folded uid: App.json and app.json are one file on macOS
+    and Windows."""
     seen: dict[str, DashboardSpec] = {}
     for dashboard in dashboards:
         first = seen.setdefault(dashboard.uid.casefold(), dashboard)
@@ -355,7 +497,24 @@ def _check_dashboards(dashboards: list[DashboardSpec], specs: list[MetricSpec]) 
                 f"uid '{dashboard.uid}' {same} by '{first.title}' "
                 f"({first.file}:{first.line}); pass a distinct uid=",
             )
-    placed = {name for d in dashboards for row in d.rows for name in row.metrics}
+
+
+def _check_placed(dashboards: Sequence[DashboardSpec], specs: Sequence[MetricSpec]) -> None:
+    by_name = {spec.name: spec for spec in specs}
+    for dashboard in dashboards:
+        for row in dashboard.rows:
+            for entry in row.entries:
+                if isinstance(entry, PanelSpec):
+                    check_panel(entry, by_name)
+        shown = {name for row in dashboard.rows for name in row.shown}
+        declared = {label for name in shown for label in by_name[name].labels}
+        for key in dashboard.filters:
+            if key not in declared:
+                raise DashgenError(
+                    f"{dashboard.file}:{dashboard.line}: dashboard '{dashboard.title}'",
+                    f"filters by '{key}', which none of its metrics declares in labels=[...]",
+                )
+    placed = {name for d in dashboards for row in d.rows for name in row.shown}
     for spec in specs:
         if spec.exclude_reason is not None:
             if spec.name in placed:

@@ -15,8 +15,9 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from dashgen.build.identity import declared
 from dashgen.build.write import Drift, diff_digests, tidy, write_tree
-from dashgen.catalog import Catalog, load_catalog
+from dashgen.catalog import Catalog
 from dashgen.config import Config, load_config
 from dashgen.errors import DashgenError
 from dashgen.memo import expected_output, recalled, remember_build
@@ -170,7 +171,7 @@ def build(
         if check:
             _check_output(config)
             return
-        catalog = load_catalog(config.sources, config.cache)
+        catalog = declared(config)
         tidy(config.output)
         drift = [] if _up_to_date(config, catalog) else _write_build(config, catalog, allow_empty)
     shown = _display(config.output, config.root)
@@ -204,7 +205,7 @@ def _write_build(config: Config, catalog: Catalog, allow_empty: bool) -> list[Dr
 def _check_output(config: Config) -> None:
     """``build --check``: compare the output dir with what a build would write; exit 1 if
     it differs. A memo hit needs neither the exporter nor the renderer for this."""
-    expected = expected_output(config, load_catalog(config.sources, config.cache))
+    expected = expected_output(config, declared(config))
     drift = diff_digests(config.output, expected.digests)
     shown = _display(config.output, config.root)
     for item in drift:

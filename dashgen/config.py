@@ -25,6 +25,10 @@ class Config:
     output: Path
     prometheus_url: str = "http://localhost:9090"
     datasource_uid: str = "prometheus"
+    datasource_default: bool = False
+    scrape_variables: tuple[str, ...] = ("job", "instance")
+    """Scrape labels every generated dashboard gets a variable for and filters by."""
+    """Provision the datasource as Grafana's default; off, so an existing default stays."""
     dashboards_path: str = "/var/lib/grafana/dashboards/dashgen"
     instruments: str | None = None
     scrape: str | None = None
@@ -98,6 +102,8 @@ def load_config(start: Path, overrides: Mapping[str, Any] | None = None) -> Conf
         output=root / table.get("output", "generated"),
         prometheus_url=table.get("prometheus_url", Config.prometheus_url),
         datasource_uid=table.get("datasource_uid", Config.datasource_uid),
+        datasource_default=table.get("datasource_default", Config.datasource_default),
+        scrape_variables=tuple(table.get("scrape_variables", Config.scrape_variables)),
         dashboards_path=table.get("dashboards_path", Config.dashboards_path),
         instruments=table.get("instruments"),
         scrape=table.get("scrape"),

@@ -18,7 +18,8 @@ from typing import Any, TypedDict, Unpack
 from opentelemetry import metrics as otel_metrics
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 
-from dashgen.hints import Hint, Kind, default_hints
+from dashgen.expr import Expr, Ratio, Scaled, Selection
+from dashgen.hints import CurrentStyle, Hint, Kind, Threshold, default_hints
 
 Attributes = Mapping[str, str | bool | int | float]
 ObservableCallback = Callable[[CallbackOptions], Iterable[Observation]]
@@ -361,19 +362,87 @@ class ObservableGauge(_Observable):
         )
 
 
-class Row:
-    """A titled group of metrics; each metric's hints become the row's panels."""
+@dataclass(frozen=True)
+class PanelSpec:
+    """A custom panel as plain data: its queries name metrics, never Prometheus names."""
 
-    def __init__(self, title: str, metrics: Sequence[Metric], collapsed: bool = False) -> None:
+    title: str
+    exprs: tuple[Expr, ...]
+    description: str
+    unit: str
+    legend: str | None
+    thresholds: tuple[Threshold, ...]
+    base: str | None
+    style: CurrentStyle
+    width: int | None
+    height: int
+    file: str
+    line: int
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}: panel '{self.title}'"
+
+
+class Panel:
+    """A panel of queries written over declared metrics with ``dashgen.expr`` (an error
+    ratio, a saturation, an SLO burn rate): placed in a ``Row`` beside metrics, rendered like
+    the hints' panels, and checked like every query, so a rename cannot leave it dead."""
+
+    def __init__(
+        self,
+        title: str,
+        expr: Expr | Sequence[Expr],
+        *,
+        description: str = "",
+        unit: str = "short",
+        legend: str | None = None,
+        thresholds: Sequence[Threshold] = (),
+        base: str | None = None,
+        style: CurrentStyle = "timeseries",
+        width: int | None = None,
+        height: int = 8,
+    ) -> None:
+        self.file, self.line = _caller_origin()
+        check = _Checked((self.file, self.line), _subject("panel", title))
+        exprs = (expr,) if isinstance(expr, Selection | Ratio | Scaled) else expr
+        self.spec = PanelSpec(
+            title=check.text("title", title),
+            exprs=check.items("expr", exprs, Selection | Ratio | Scaled, "dashgen.expr queries"),
+            description=check.text("description", description),
+            unit=check.text("unit", unit),
+            legend=check.text("legend", legend, optional=True),
+            thresholds=tuple(thresholds),
+            base=check.text("base", base, optional=True),
+            style=style,
+            width=width,
+            height=height,
+            file=self.file,
+            line=self.line,
+        )
+        if not self.spec.exprs:
+            raise check.fail("expr= needs at least one query")
+
+    def __repr__(self) -> str:
+        return f"Panel({self.spec.title!r})"
+
+
+class Row:
+    """A titled group of metrics and custom panels; each metric's hints become panels."""
+
+    def __init__(
+        self, title: str, metrics: Sequence[Metric | Panel], collapsed: bool = False
+    ) -> None:
         check = _Checked(_caller_origin(), _subject("row", title))
         self.title: str = check.text("title", title)
-        self.metrics: tuple[Metric, ...] = check.items(
-            "metrics", metrics, Metric, "metric declarations"
+        self.entries: tuple[Metric | Panel, ...] = check.items(
+            "metrics", metrics, Metric | Panel, "metric declarations or Panel(...)"
         )
+        self.metrics = tuple(entry for entry in self.entries if isinstance(entry, Metric))
         self.collapsed = check.flag("collapsed", collapsed)
 
     def __repr__(self) -> str:
-        return f"Row({self.title!r}, {list(self.metrics)!r})"
+        return f"Row({self.title!r}, {list(self.entries)!r})"
 
 
 class Dashboard:
@@ -389,6 +458,8 @@ class Dashboard:
         tags: Sequence[str] = (),
         refresh: str = "30s",
         time_from: str = "now-6h",
+        folder: str | None = None,
+        filters: Sequence[str] = (),
     ) -> None:
         self.file, self.line = _caller_origin()
         check = _Checked((self.file, self.line), _subject("dashboard", title))
@@ -399,6 +470,10 @@ class Dashboard:
         self.tags = check.texts("tags", tags)
         self.refresh: str = check.text("refresh", refresh)
         self.time_from: str = check.text("time_from", time_from)
+        self.filters = check.texts("filters", filters)
+        """Declared attribute keys the dashboard gets a variable for and filters by."""
+        self.folder: str | None = check.text("folder", folder, optional=True)
+        """The Grafana folder to provision it into (a subdir of the output dir)."""
 
     def __repr__(self) -> str:
         return f"Dashboard({self.title!r})"

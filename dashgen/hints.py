@@ -30,7 +30,8 @@ LEVELS = frozenset(
 )
 
 Threshold = tuple[float, str]
-"""A step: from this value up, use this colour. The base step (green) is implied."""
+"""A step: from this value up, use this colour. Below the first step is the hint's ``base``:
+declared, or implied (red when the steps get less alarming as the value grows, else green)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,7 +43,10 @@ class Hint:
     unit: str | None = None
     legend: str | None = None
     thresholds: tuple[Threshold, ...] = ()
-    width: int = 12
+    base: str | None = None
+    """The colour below the first threshold; None: implied from the steps (see Threshold)."""
+    width: int | None = None
+    """Grid columns of 24; None: share what the line's set widths leave (12 when alone)."""
     height: int = 8
     by: tuple[str, ...] = ()
 

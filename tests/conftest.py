@@ -17,6 +17,12 @@ from dashgen.config import CACHE_DIR
 REPO = Path(__file__).resolve().parent.parent
 
 
+#: The matchers every generated selector carries by default (``scrape_variables``).
+SCRAPED = '{job=~"$job", instance=~"$instance"}'
+#: The same as they stand inside a JSON string of a dashboard file.
+SCRAPED_IN_JSON = SCRAPED.replace('"', '\\"')
+
+
 @dataclass(frozen=True)
 class Run:
     exit_code: int

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.conftest import Project
+from tests.conftest import SCRAPED_IN_JSON, Project
 from tests.test_build import GOOD_SOURCE
 
 HAZARDS = {
@@ -123,6 +123,6 @@ def test_str_enum_labels_are_taken_as_their_values(project: Project) -> None:
     done = dashgen(project, "build")
     assert done.returncode == 0, done.stderr
     assert (
-        "sum by (http_route) (rate(c_total[$__rate_interval]))"
+        f"sum by (http_route) (rate(c_total{SCRAPED_IN_JSON}[$__rate_interval]))"
         in (project.generated / "d.json").read_text()
     )

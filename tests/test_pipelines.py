@@ -17,7 +17,7 @@ from dashgen.catalog import load_catalog
 from dashgen.config import load_config
 from dashgen.pipelines import Pipeline, PipelineName
 from dashgen.pipelines.otlp_names import Strategy
-from tests.conftest import Project
+from tests.conftest import SCRAPED, Project
 
 OTLP = '[tool.dashgen]\nsources = "dashboards_src"\noutput = "generated"\npipeline = "otlp"\n'
 
@@ -41,8 +41,8 @@ def test_the_example_builds_and_verifies_clean_on_otlp(example: Project) -> None
     assert verified.exit_code == 0, verified.stdout
     pushed = exprs(example.generated)
     # The one difference the OTLP translator makes on the example: a gauge of unit 1.
-    assert pulled - pushed == {"max by (test_size) (pytest_test_size_distribution)"}
-    assert pushed - pulled == {"max by (test_size) (pytest_test_size_distribution_ratio)"}
+    assert pulled - pushed == {f"max by (test_size) (pytest_test_size_distribution{SCRAPED})"}
+    assert pushed - pulled == {f"max by (test_size) (pytest_test_size_distribution_ratio{SCRAPED})"}
 
 
 def test_a_rename_is_caught_on_otlp(example: Project) -> None:
@@ -180,8 +180,9 @@ def test_each_translation_strategy_builds_what_that_server_stores(
     assert built.exit_code == 0, built.stderr
     found = exprs(project.generated)
     legacy = re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*", cpu)
-    assert (f"sum({cpu})" if legacy else f'sum({{__name__="{cpu}"}})') in found
-    rate = requests if legacy else f'{{__name__="{requests}"}}'
+    scraped = SCRAPED.strip("{}")
+    assert (f"sum({cpu}{SCRAPED})" if legacy else f'sum({{__name__="{cpu}", {scraped}}})') in found
+    rate = f"{requests}{SCRAPED}" if legacy else f'{{__name__="{requests}", {scraped}}}'
     assert f"sum(rate({rate}[$__rate_interval]))" in found
     verified = project.run("verify")
     assert verified.exit_code == 0, verified.stdout
@@ -216,8 +217,8 @@ def test_grouping_by_an_untranslated_dotted_label_copies_it_to_a_name_by_can_tak
     )
     assert project.run("build").exit_code == 0
     assert exprs(project.generated) == {
-        'sum by (http_route) (label_replace(rate(c[$__rate_interval]), "http_route", "$1", '
-        '"http.route", "(.*)"))'
+        f'sum by (http_route) (label_replace(rate(c{SCRAPED}[$__rate_interval]), "http_route", '
+        '"$1", "http.route", "(.*)"))'
     }
     assert project.run("verify").exit_code == 0
 
@@ -262,7 +263,7 @@ def test_live_on_otlp_feeds_the_names_that_path_stores(example: Project, engine:
     result = example.run("verify", "--live", "--engine", engine, "--format", "json")
     assert result.exit_code == 0, result.stdout
     live = json.loads(result.stdout)["live"]
-    assert live["queries"] == 31 and live["findings"] == []
+    assert live["queries"] == 33 and live["findings"] == []
 
 
 @pytest.mark.parametrize("pipeline", ["prometheus-exporter", "otlp", "victoriametrics"])

@@ -73,18 +73,34 @@ def generated_exprs(generated: Path) -> list[str]:
     return [t["expr"] for p in board["panels"] if "targets" in p for t in p["targets"]]
 
 
+@pytest.mark.parametrize(
+    ("variables", "on", "on_c"),
+    [
+        (
+            None,
+            '{__name__="on", job=~"$job", instance=~"$instance"}',
+            'on_c_total{job=~"$job", instance=~"$instance"}',
+        ),
+        ("[]", '{__name__="on"}', "on_c_total"),
+    ],
+    ids=["with-the-job-and-instance-matchers", "bare-names"],
+)
 def test_every_query_of_keyword_named_metrics_parses_in_promtool(
-    project: Project, tmp_path: Path
+    project: Project, tmp_path: Path, variables: str | None, on: str, on_c: str
 ) -> None:
     promtool = shutil.which("promtool")
     assert promtool, "promtool is installed with prometheus (.ci/run installs it)"
+    if variables is not None:
+        project.write(
+            "pyproject.toml", f'[tool.dashgen]\nsources = "src"\nscrape_variables = {variables}\n'
+        )
     project.source("words.py", source(NAMES))
     built = project.run("build")
     assert built.exit_code == 0, built.stderr
     exprs = generated_exprs(project.generated)
     assert len(exprs) >= 5 * len(NAMES)
-    assert 'sum by (on, bool) ({__name__="on"})' in exprs
-    assert "sum by (on, bool) (rate(on_c_total[$__rate_interval]))" in exprs
+    assert f"sum by (on, bool) ({on})" in exprs
+    assert f"sum by (on, bool) (rate({on_c}[$__rate_interval]))" in exprs
     rules = ["groups:", "- name: generated", "  rules:"]
     for index, expr in enumerate(exprs):
         concrete = expr.replace("$__rate_interval", "1m").replace("$__range", "1h")

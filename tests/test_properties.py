@@ -539,7 +539,9 @@ def edit_source(
 
     Every sample of the old declaration that a query reads and the new one no longer
     exports is an unknown metric; the new family, unless a query reads one of its samples,
-    is on no dashboard; the files that panel the declaration are stale.
+    is on no dashboard; the files that panel the declaration are stale. A dashboard's
+    ``job`` and ``instance`` menus list its metrics by regex: when the edit takes away the
+    only one they name, that regex matches nothing any more, which is a finding too.
     """
     queried = queried_samples(project)
     gone = oracle(old).samples - (oracle(new).samples if new is not None else frozenset())
@@ -551,7 +553,7 @@ def edit_source(
     write_sources(project, catalog.replace_metric(old, new))
     return Mutation(
         required=frozenset(required),
-        allowed=frozenset({"unknown-metric", "unpanelled-family", "stale-file"}),
+        allowed=frozenset({"unknown-metric", "unpanelled-family", "stale-file", "unmatched-regex"}),
         unpanelled=unpanelled,
     )
 

@@ -7,7 +7,7 @@ its exit code, a byte-identical ``generated/`` and no temp dir left beside it. T
 ``docs/reliability.md`` is rendered from the same rows and a test holds it to them:
 ``python -m tests.test_reliability`` rewrites it.
 
-The sixteen bad sources of ``tests/test_build.py`` (``BAD_SOURCES``) are rows too, run here
+The bad sources of ``tests/test_build.py`` (``BAD_SOURCES``) are rows too, run here
 once more with their full message, so that the table lists every input in one place.
 """
 
@@ -237,7 +237,7 @@ def interrupt(at_call: int, function: str) -> Setup:
     return setup
 
 
-# Exact messages of the sixteen bad sources in tests/test_build.py (there: substrings).
+# Exact messages of the bad sources in tests/test_build.py (there: substrings).
 BUILD_MESSAGES = {
     "syntax-error": "src/bad.py:1: syntax error: invalid syntax",
     "exception-at-import": "src/bad.py:1: importing bad.py failed: RuntimeError: db not reachable",
@@ -270,6 +270,12 @@ BUILD_MESSAGES = {
     "a file name and Grafana uid: use 1-40 of A-Z a-z 0-9 _ -",
     "unplaced-metric": "src/bad.py:2: metric 'lonely.gauge': no dashboard places it: add it "
     "to a Row, or declare it with exclude='<reason>'",
+    "misspelt-colour": "src/bad.py:2: metric 'g': hint Current threshold 5: 'redd' is no "
+    "Grafana colour; did you mean 'red'? (or '#rrggbb', 'rgb(...)')",
+    "misspelt-base-colour": "src/bad.py:2: metric 'g': hint Current base: 'greem' is no "
+    "Grafana colour; did you mean 'green'? (or '#rrggbb', 'rgb(...)')",
+    "misspelt-unit": "src/bad.py:2: metric 'g': hint Current unit=: 'milisecond' is no "
+    "Grafana unit (custom units: 'suffix:<text>', 'prefix:<text>')",
 }
 BUILD_AREAS = {
     "syntax-error": "sources",
@@ -281,10 +287,13 @@ BUILD_AREAS = {
     "title-that-slugs-to-nothing": "file names",
     "hint-kind-mismatch": "hints",
     "hint-label-undeclared": "hints",
+    "misspelt-colour": "hints",
+    "misspelt-base-colour": "hints",
+    "misspelt-unit": "hints",
 }
 
 
-# What each of those sixteen sources is, for the doc.
+# What each of those sources is, for the doc.
 BUILD_GIVEN = {
     "syntax-error": "a source with a syntax error (`def broken(:`)",
     "exception-at-import": "a source that raises at import (`RuntimeError`)",
@@ -302,6 +311,9 @@ BUILD_GIVEN = {
     "control-character-title": "a title with a newline",
     "title-that-slugs-to-nothing": "the title `../..`",
     "unplaced-metric": "a metric on no dashboard and without `exclude=`",
+    "misspelt-colour": "a threshold colour Grafana does not know (`'redd'`)",
+    "misspelt-base-colour": "a base colour Grafana does not know (`base='greem'`)",
+    "misspelt-unit": "a panel unit Grafana does not know (`unit='milisecond'`)",
 }
 
 
@@ -383,10 +395,10 @@ ROWS: list[BadInput] = [
         "`[tool.dashgen]` with a misspelt key (`ouput`)",
         pyproject("[tool.dashgen]\nsources = 'src'\nouput = 'gen'\n"),
         f"{PROJECT}/pyproject.toml: [tool.dashgen]: has unknown keys ['ouput'] (known: baseline, "
-        "cache, dashboards_path, datasource_uid, exclude, exclude_dashboards, external, "
-        "instruments, output, pipeline, prometheus_naming, prometheus_url, "
-        "promote_resource_attributes, recorded, scrape, scrape_labels, sources, test_paths, "
-        "translation_strategy, unrecorded)",
+        "cache, dashboards_path, datasource_default, datasource_uid, exclude, "
+        "exclude_dashboards, external, instruments, output, pipeline, prometheus_naming, "
+        "prometheus_url, promote_resource_attributes, recorded, scrape, scrape_labels, "
+        "scrape_variables, sources, test_paths, translation_strategy, unrecorded)",
     ),
     BadInput(
         "tool-not-a-table",
@@ -483,7 +495,7 @@ ROWS: list[BadInput] = [
             name="zz.py",
             then=["build", "--check"],
         ),
-        "generated/ is up to date (3 files)",
+        "generated/ is up to date (4 files)",
         exit_code=0,
     ),
     BadInput(
@@ -933,7 +945,7 @@ ROWS: list[BadInput] = [
         "files and sizes",
         "`--output .` (was: the whole project deleted)",
         args("build", "--output", "."),
-        f"{PROJECT}: holds 'generated/app.json' (and 8 more), which dashgen does not write: "
+        f"{PROJECT}: holds 'generated/dashgen.lock' (and 8 more), which dashgen does not write: "
         "build replaces the whole output dir, so move it away or choose another output dir",
     ),
     BadInput(

@@ -144,6 +144,7 @@ def test_build_never_writes_outside_the_output_dir(
             uid = uid if uid is not None else default_uid(title)
             assert {p for p in tree(project.generated) if not p.startswith("provisioning")} == {
                 "app.json",
+                "dashgen.lock",
                 f"{uid}.json",
             }
             assert {p for p in tree(project.generated) if p.startswith("provisioning")} == (

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Project
+from tests.conftest import SCRAPED_IN_JSON, Project
 
 
 def findings(project: Project, *args: str) -> tuple[int, list[dict[str, Any]]]:
@@ -144,8 +144,8 @@ def test_added_declaration_without_building(example: Project) -> None:
 def test_hand_edited_generated_expr(example: Project) -> None:
     edit(
         example.generated / "http-api.json",
-        "rate(http_server_requests_total[$__rate_interval])",
-        "rate(http_server_request_total[$__rate_interval])",
+        f"rate(http_server_requests_total{SCRAPED_IN_JSON}[$__rate_interval])",
+        f"rate(http_server_request_total{SCRAPED_IN_JSON}[$__rate_interval])",
     )
     code, items = findings(example)
     assert code == 1

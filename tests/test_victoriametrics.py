@@ -16,7 +16,7 @@ import pytest
 from dashgen.catalog import load_catalog
 from dashgen.config import load_config
 from dashgen.pipelines import Pipeline, PipelineName
-from tests.conftest import Project
+from tests.conftest import SCRAPED, Project
 from tests.test_pipelines import exprs
 from tests.test_verify import names_new_family
 
@@ -40,8 +40,8 @@ def samples(project: Project, pipeline: Pipeline) -> dict[str, tuple[str, ...]]:
         (
             True,
             {
-                "sum by (job_type) (rate(worker_jobs_processed_total[$__rate_interval]))",
-                "max by (test_size) (pytest_test_size_distribution_ratio)",
+                f"sum by (job_type) (rate(worker_jobs_processed_total{SCRAPED}[$__rate_interval]))",
+                f"max by (test_size) (pytest_test_size_distribution_ratio{SCRAPED})",
             },
         ),
         (
@@ -49,10 +49,10 @@ def samples(project: Project, pipeline: Pipeline) -> dict[str, tuple[str, ...]]:
             {
                 # Stored as sent: dotted names are selected by __name__, dotted labels copied
                 # to a name by (...) can take.
-                'sum by (job_type) (label_replace(rate({__name__="worker.jobs.processed"}'
-                '[$__rate_interval]), "job_type", "$1", "job.type", "(.*)"))',
-                'max by (test_size) (label_replace({__name__="pytest.test.size.distribution"}, '
-                '"test_size", "$1", "test.size", "(.*)"))',
+                'sum by (job_type) (label_replace(rate({__name__="worker.jobs.processed", '
+                f'{SCRAPED[1:-1]}}}[$__rate_interval]), "job_type", "$1", "job.type", "(.*)"))',
+                'max by (test_size) (label_replace({__name__="pytest.test.size.distribution", '
+                f'{SCRAPED[1:-1]}}}, "test_size", "$1", "test.size", "(.*)"))',
             },
         ),
     ],
@@ -71,7 +71,7 @@ def test_the_example_builds_verifies_and_draws_data_on_victoriametrics(
     assert report["findings"] == []
     # Fed as OTLP into VictoriaMetrics itself, every panel draws data.
     assert report["live"]["engine"] == "victoria-metrics"
-    assert (report["live"]["queries"], report["live"]["findings"]) == (31, [])
+    assert (report["live"]["queries"], report["live"]["findings"]) == (33, [])
 
 
 def test_a_rename_is_caught_on_victoriametrics(example: Project) -> None:

@@ -14,9 +14,17 @@ import grafanalib.core as g
 import orjson
 import yaml
 
-from dashgen.build.plan import DashboardPlan, GridPos, PanelPlan, RowPlan, TargetPlan
+from dashgen.build.plan import (
+    DashboardPlan,
+    GridPos,
+    PanelPlan,
+    RowPlan,
+    TargetPlan,
+    VariablePlan,
+)
 
-SCHEMA_VERSION = 39
+SCHEMA_VERSION = 42
+"""Grafana's final v1 dashboard model: what Grafana 12 and 13 save and the Foundation SDK emits."""
 DATASOURCE_VARIABLE = "datasource"
 DATASOURCE_REF = {"type": "prometheus", "uid": f"${{{DATASOURCE_VARIABLE}}}"}
 
@@ -72,9 +80,10 @@ def _plain(value: Any) -> Any:
 
 
 def render_provisioning(
-    *, prometheus_url: str, datasource_uid: str, dashboards_path: str
+    *, prometheus_url: str, datasource_uid: str, datasource_default: bool, dashboards_path: str
 ) -> dict[str, bytes]:
-    """Grafana provisioning that serves ``generated/`` as-is with one Prometheus datasource."""
+    """Grafana provisioning that serves ``generated/`` as-is with one Prometheus datasource;
+    each subdir (``Dashboard(folder=...)``) becomes a Grafana folder of that name."""
     providers = {
         "apiVersion": 1,
         "providers": [
@@ -84,7 +93,7 @@ def render_provisioning(
                 "disableDeletion": False,
                 "allowUiUpdates": False,
                 "updateIntervalSeconds": 30,
-                "options": {"path": dashboards_path, "foldersFromFilesStructure": False},
+                "options": {"path": dashboards_path, "foldersFromFilesStructure": True},
             }
         ],
     }
@@ -97,7 +106,7 @@ def render_provisioning(
                 "uid": datasource_uid,
                 "access": "proxy",
                 "url": prometheus_url,
-                "isDefault": True,
+                "isDefault": datasource_default,
                 "editable": False,
             }
         ],
@@ -196,8 +205,48 @@ def normalise(raw: dict[str, Any], plan: DashboardPlan) -> dict[str, Any]:
     dashboard["timepicker"] = {"refresh_intervals": dashboard["timepicker"]["refresh_intervals"]}
     panel_plans = {p.id: p for row in plan.rows for p in row.panels}
     dashboard["panels"] = [_normalise_panel(p, panel_plans) for p in dashboard["panels"]]
-    dashboard["templating"] = {"list": [_datasource_variable()]}
+    variables = [_query_variable(v) for v in plan.variables]
+    dashboard["templating"] = {"list": [_datasource_variable(), *variables]}
+    dashboard["links"] = [_tag_link(tag) for tag in plan.link_tags]
     return dashboard
+
+
+def _query_variable(variable: VariablePlan) -> dict[str, Any]:
+    """Multi-value with All (``.*``: also series without the label), refreshed with the
+    time range, so that one dashboard serves one service or all of them."""
+    return {
+        "allValue": ".*",
+        "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+        "datasource": DATASOURCE_REF,
+        "hide": 0,
+        "includeAll": True,
+        "label": variable.name,
+        "multi": True,
+        "name": variable.name,
+        "options": [],
+        "query": variable.query,
+        "refresh": 2,
+        "regex": "",
+        "skipUrlSync": False,
+        "sort": 1,
+        "type": "query",
+    }
+
+
+def _tag_link(tag: str) -> dict[str, Any]:
+    """A menu of the dashboards tagged ``tag``, keeping the time range and variables."""
+    return {
+        "asDropdown": True,
+        "icon": "external link",
+        "includeVars": True,
+        "keepTime": True,
+        "tags": [tag],
+        "targetBlank": False,
+        "title": tag,
+        "tooltip": "",
+        "type": "dashboards",
+        "url": "",
+    }
 
 
 def _datasource_variable() -> dict[str, Any]:
@@ -239,7 +288,8 @@ def _normalise_panel(panel: dict[str, Any], plans: Mapping[int, PanelPlan]) -> d
 
 
 def _field_defaults(defaults: Mapping[str, Any], plan: PanelPlan) -> dict[str, Any]:
-    """Keep the field options Grafana still reads; set unit and thresholds from the plan.
+    """Keep the field options Grafana still reads; set unit and thresholds from the plan,
+    and draw set thresholds on time series (Grafana's default style hides them).
 
     The threshold base step's ``null`` value is Grafana's own encoding of -Infinity.
     """
@@ -247,9 +297,11 @@ def _field_defaults(defaults: Mapping[str, Any], plan: PanelPlan) -> dict[str, A
     kept["unit"] = plan.unit
     kept["thresholds"] = {
         "mode": "absolute",
-        "steps": [{"color": "green", "value": None}]
+        "steps": [{"color": plan.threshold_base, "value": None}]
         + [{"color": color, "value": value} for value, color in plan.thresholds],
     }
+    if plan.kind == "timeseries" and plan.thresholds:
+        kept["custom"] = {**kept.get("custom", {}), "thresholdsStyle": {"mode": "line"}}
     return kept
 
 

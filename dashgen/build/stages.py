@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dashgen.catalog import Catalog, load_catalog
+from dashgen.build.identity import LOCK, declared, render_lock
+from dashgen.catalog import Catalog
 from dashgen.config import Config
 from dashgen.families import Exported
 from dashgen.build.plan import plan_dashboards
@@ -22,16 +23,17 @@ class BuildResult:
 
 def generate(config: Config, catalog: Catalog | None = None) -> BuildResult:
     """Everything ``generated/`` should hold, computed without touching it; from ``catalog``
-    when the caller has already loaded the sources."""
-    catalog = load_catalog(config.sources, config.cache) if catalog is None else catalog
+    when the caller has already loaded the sources (with their locked uids)."""
+    catalog = declared(config) if catalog is None else catalog
     exported = config.pipeline.export(catalog.metrics)
-    files = {
-        f"{plan.uid}.json": render_dashboard(plan) for plan in plan_dashboards(catalog, exported)
-    }
+    plans = plan_dashboards(catalog, exported, config.scrape_variables)
+    files = {plan.path: render_dashboard(plan) for plan in plans}
+    files[LOCK] = render_lock(catalog)
     files.update(
         render_provisioning(
             prometheus_url=config.prometheus_url,
             datasource_uid=config.datasource_uid,
+            datasource_default=config.datasource_default,
             dashboards_path=config.dashboards_path,
         )
     )

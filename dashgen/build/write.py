@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from dashgen.build.identity import LOCK
 from dashgen.errors import DashgenError
 
 DriftKind = Literal["stale", "missing", "orphan"]
@@ -96,8 +97,14 @@ def owned(relative: str) -> bool:
     """Whether a build could have written ``relative``: so whether replacing it loses nothing."""
     top, _, rest = relative.partition("/")
     if not rest:
-        return top.endswith(".json")
-    return top == "provisioning" and rest.endswith((".yaml", ".yml"))
+        return top.endswith(".json") or top == LOCK
+    if top == "provisioning":
+        return rest.endswith((".yaml", ".yml"))
+    return "/" not in rest and rest.endswith(".json")  # a dashboard in a folder's subdir
+
+
+def _is_dashboard(relative: str) -> bool:
+    return relative.endswith(".json") and not relative.startswith("provisioning/")
 
 
 def real_dir(out_dir: Path) -> Path:
@@ -130,9 +137,9 @@ def check_replaceable(out_dir: Path, files: Mapping[str, bytes]) -> None:
 def check_not_emptied(out_dir: Path, files: Mapping[str, bytes]) -> None:
     """Refuse a build with no dashboards over an output dir that has some: an empty or
     mistyped sources dir would otherwise delete every dashboard and exit 0."""
-    if any(owned(path) and "/" not in path for path in files):
+    if any(_is_dashboard(path) for path in files):
         return
-    held = [path for path in existing_files(out_dir) if owned(path) and "/" not in path]
+    held = [path for path in existing_files(out_dir) if _is_dashboard(path)]
     if held:
         raise DashgenError(
             str(out_dir),

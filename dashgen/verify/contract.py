@@ -32,7 +32,7 @@ from dashgen.errors import DashgenError
 from dashgen.families import Family
 from dashgen.units import contradiction, unit_from_name
 from dashgen.verify.accepted import ContractRules, ExternalMetric
-from dashgen.verify.dashboards import PANEL, DashboardQueries, ParsedTarget, Target
+from dashgen.verify.dashboards import PANEL, VARIABLE, DashboardQueries, ParsedTarget, Target
 from dashgen.verify.promql import PLACEHOLDER, QueryRefs, Selector
 from dashgen.verify.regex import Pattern, RegexError, compile_regex, examples
 
@@ -545,13 +545,19 @@ class _Checker:
             return self._resolve_regex(target, selector, selector.name_regex)
         return None
 
+    def _read(self, target: Target, samples: set[str]) -> None:
+        """``target`` reads these samples; a variable's query (the options of a ``job``
+        menu) shows none of them, so it puts no family on the dashboard."""
+        self._samples_read.update(samples)
+        if target.place != VARIABLE:
+            self.used.update(samples)
+
     def _resolve_name(
         self, target: Target, selector: Selector, name: str
     ) -> frozenset[Family] | None:
         families = self.exported.by_sample.get(name)
         if families is not None:
-            self.used.add(name)
-            self._samples_read.add(name)
+            self._read(target, {name})
             self._check_matchers(target, selector, f"`{name}`", families, {name})
             return frozenset(families)
         if self.exported.is_external(name):
@@ -590,8 +596,7 @@ class _Checker:
                     "or declare this exact regex as an external metric with a reason",
                 )
             return None
-        self.used.update(samples)
-        self._samples_read.update(samples)
+        self._read(target, set(samples))
         families = frozenset(f for s in samples for f in self.exported.by_sample[s])
         if covered:
             return None

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dashgen.build.identity import declared
 from dashgen.build.write import Drift, diff_digests, owned
-from dashgen.catalog import Catalog, load_catalog
+from dashgen.catalog import Catalog
 from dashgen.config import Config
 from dashgen.errors import DashgenError
 from dashgen.families import Family
@@ -86,7 +87,7 @@ def code_side(config: Config, directory: Path) -> CodeSide:
         return CodeSide(
             tuple(created.families), None, instruments=created_instruments(created.instruments)
         )
-    catalog = load_catalog(config.sources, config.cache)
+    catalog = declared(config)
     drift = None
     if directory.resolve() == config.output.resolve():
         expected = expected_output(config, catalog)
