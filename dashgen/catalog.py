@@ -451,7 +451,12 @@ def _dashboard_spec(dashboard: Dashboard, root: Path, variable: str | None) -> D
                 row.title,
                 tuple(m.name for m in row.metrics),
                 row.collapsed,
-                tuple(e.name if isinstance(e, Metric) else e.spec for e in row.entries),
+                tuple(
+                    e.name
+                    if isinstance(e, Metric)
+                    else replace(e.spec, file=_relative_file(e.spec.file, root))
+                    for e in row.entries
+                ),
             )
             for row in dashboard.rows
         ),

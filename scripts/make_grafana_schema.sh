@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Regenerate dashgen's copy of Grafana's dashboard JSON Schema from the TypeScript types in
-# @grafana/schema, so the packaged file can be re-made and audited instead of trusted.
+# Regenerate dashgen's copy of Grafana's dashboard JSON Schema, and of the panel config types
+# of the panels it generates, from the TypeScript types in @grafana/schema, so the packaged
+# files can be re-made and audited instead of trusted.
 #
 # Usage: scripts/make_grafana_schema.sh [OUTPUT]   (default: dashgen/schemas/grafana-dashboard.schema.json)
 # Needs: bash, node + npm (network access to the npm registry), python3.
@@ -45,3 +46,27 @@ with open(sys.argv[2], "w", encoding="utf-8") as f:
 ' raw.json "$out.tmp"
 mv "$out.tmp" "$out"
 echo "wrote $out" >&2
+
+# The panel config types of the panels dashgen generates: each plugin's Options and
+# FieldConfig (the ``custom`` field options), into schemas/panels/<type>.schema.json.
+panels_dir=$(dirname "$out")/panels
+mkdir -p "$panels_dir"
+for panel in timeseries stat gauge bargauge heatmap; do
+    types=node_modules/@grafana/schema/dist/types/raw/composable/$panel/panelcfg/x/types.gen.d.ts
+    for type in Options FieldConfig; do
+        node_modules/.bin/ts-json-schema-generator --path "$types" --type "$type" \
+            --no-type-check -o "$panel-$type.json"
+    done
+    python3 -c '
+import json, sys
+panel = sys.argv[1]
+document = {
+    "fieldConfig": json.load(open(f"{panel}-FieldConfig.json", encoding="utf-8")),
+    "options": json.load(open(f"{panel}-Options.json", encoding="utf-8")),
+}
+with open(sys.argv[2], "w", encoding="utf-8") as f:
+    f.write(json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False))
+' "$panel" "$panels_dir/$panel.schema.json.tmp"
+    mv "$panels_dir/$panel.schema.json.tmp" "$panels_dir/$panel.schema.json"
+    echo "wrote $panels_dir/$panel.schema.json" >&2
+done

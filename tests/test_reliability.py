@@ -276,6 +276,12 @@ BUILD_MESSAGES = {
     "Grafana colour; did you mean 'green'? (or '#rrggbb', 'rgb(...)')",
     "misspelt-unit": "src/bad.py:2: metric 'g': hint Current unit=: 'milisecond' is no "
     "Grafana unit (custom units: 'suffix:<text>', 'prefix:<text>')",
+    "filter-on-undeclared-label": "src/bad.py:3: dashboard 'Bad': filters by 'tenant', which "
+    "none of its metrics declares in labels=[...]",
+    "unsafe-folder": "src/bad.py:3: dashboard 'Bad': folder '../x' cannot be a directory of the "
+    "output dir: use 1-80 characters, no '/', '\\' or control characters, not 'provisioning'",
+    "panel-on-undeclared-metric": "src/bad.py:3: panel 'P': queries 'made.here', which no "
+    "declaration names",
 }
 BUILD_AREAS = {
     "syntax-error": "sources",
@@ -290,6 +296,9 @@ BUILD_AREAS = {
     "misspelt-colour": "hints",
     "misspelt-base-colour": "hints",
     "misspelt-unit": "hints",
+    "filter-on-undeclared-label": "hints",
+    "unsafe-folder": "file names",
+    "panel-on-undeclared-metric": "hints",
 }
 
 
@@ -314,6 +323,9 @@ BUILD_GIVEN = {
     "misspelt-colour": "a threshold colour Grafana does not know (`'redd'`)",
     "misspelt-base-colour": "a base colour Grafana does not know (`base='greem'`)",
     "misspelt-unit": "a panel unit Grafana does not know (`unit='milisecond'`)",
+    "filter-on-undeclared-label": "a dashboard filter on a label no metric of it declares",
+    "unsafe-folder": "`folder='../x'`",
+    "panel-on-undeclared-metric": "a custom panel querying a metric no source declares",
 }
 
 
@@ -503,8 +515,8 @@ ROWS: list[BadInput] = [
         "sources",
         "`Row('r', M)`: one metric, not a list",
         declaring("M = Counter('m')\nR = Row('r', M)"),
-        "src/bad.py:4: row 'r': metrics= takes a list of metric declarations, got Counter('m') "
-        "(a Counter)",
+        "src/bad.py:4: row 'r': metrics= takes a list of metric declarations or Panel(...), got "
+        "Counter('m') (a Counter)",
     ),
     BadInput(
         "dashboard-title-a-number",
@@ -746,7 +758,7 @@ ROWS: list[BadInput] = [
             "from dashgen import Dashboard, Row\n"
             "D = Dashboard('Bad', rows=[Row('r', ['app.requests'])])\n"
         ),
-        "src/bad.py:2: row 'r': metrics= takes a list of metric declarations, got "
+        "src/bad.py:2: row 'r': metrics= takes a list of metric declarations or Panel(...), got "
         "'app.requests' (a str) in it",
     ),
     BadInput(

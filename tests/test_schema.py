@@ -251,3 +251,26 @@ def test_grafanalib_output_fails_on_its_legacy_keys() -> None:
         "$.panels[0].datasource: 'prometheus' is not of type 'object'",
     } <= set(errors)
     assert not [line for line in errors if "any of the given schemas" in line]
+
+
+def test_each_panel_types_options_are_held_to_its_config_types() -> None:
+    """The dashboard schema leaves options open; @grafana/schema's panel config types do not:
+    a misspelt option, a wrong enum value or a wrong type in the custom field config."""
+    dashboard = modern_dashboard()
+    panel = dashboard["panels"][1]
+    panel["type"] = "timeseries"
+    panel["options"] = {
+        "legend": {"calcs": [], "displayMode": "list", "placement": "middle", "showLegend": True},
+        "tooltip": {"mode": "multi", "sort": "none"},
+        "lgend": {},
+    }
+    panel["fieldConfig"] = {"defaults": {"custom": {"lineWidth": "thick"}}, "overrides": []}
+    del panel["options"]["tooltip"]  # Grafana fills in what is left out, but dashgen does not
+    assert "$.panels[1].options: 'tooltip' is a required property" in schema_errors(
+        dashboard, complete_panels=True
+    )
+    assert schema_errors(dashboard) == [
+        "$.panels[1].fieldConfig.defaults.custom.lineWidth: 'thick' is not of type 'number'",
+        "$.panels[1].options: Additional properties are not allowed ('lgend' was unexpected)",
+        "$.panels[1].options.legend.placement: 'middle' is not one of ['bottom', 'right']",
+    ]

@@ -84,8 +84,8 @@ def test_counter_changed_to_up_down_counter(example: Project) -> None:
     )
     edit(
         example.root / "dashboards_src/worker.py",
-        "    Row,\n    hints,",
-        "    Row,\n    UpDownCounter,\n    hints,",
+        "    Row,\n    expr,",
+        "    Row,\n    UpDownCounter,\n    expr,",
     )
     # A rate over an up-down counter is refused at build time, so the hint changes too.
     edit(

@@ -322,17 +322,47 @@ def _normalise_target(target: dict[str, Any]) -> dict[str, Any]:
 
 _FIELD_DEFAULT_KEYS = frozenset({"color", "custom", "decimals", "mappings", "unit", "links"})
 _LAST_VALUE = {"calcs": ["lastNotNull"], "fields": "", "values": False}
-#: Options in the shape current panel plugins read; grafanalib writes older shapes for these.
+_LIST_LEGEND = {"calcs": [], "displayMode": "list", "placement": "bottom", "showLegend": True}
+#: Each panel type's whole ``options``, in the shape of @grafana/schema's panel config types
+#: (``schemas/panels/``, which the tests hold every panel to): Grafana fills what a saved
+#: panel leaves out, but then what it shows depends on the Grafana version.
 _MODERN_OPTIONS: dict[str, dict[str, Any]] = {
+    "timeseries": {
+        "legend": _LIST_LEGEND,
+        "tooltip": {"hideZeros": False, "mode": "multi", "sort": "desc"},
+    },
+    "stat": {
+        "colorMode": "value",
+        "graphMode": "area",
+        "justifyMode": "auto",
+        "orientation": "auto",
+        "percentChangeColorMode": "standard",
+        "reduceOptions": _LAST_VALUE,
+        "showPercentChange": False,
+        "textMode": "auto",
+        "wideLayout": True,
+    },
     "gauge": {
+        "barShape": "flat",
+        "barWidthFactor": 0.5,
+        "effects": {"barGlow": False, "centerGlow": False, "gradient": False},
+        "minVizHeight": 75,
+        "minVizWidth": 75,
         "orientation": "auto",
         "reduceOptions": _LAST_VALUE,
+        "segmentCount": 1,
+        "segmentSpacing": 0.3,
+        "shape": "gauge",
         "showThresholdLabels": False,
         "showThresholdMarkers": True,
         "sizing": "auto",
     },
     "bargauge": {
         "displayMode": "gradient",
+        "legend": {**_LIST_LEGEND, "showLegend": False},
+        "maxVizHeight": 300,
+        "minVizHeight": 16,
+        "minVizWidth": 8,
         "namePlacement": "auto",
         "orientation": "horizontal",
         "reduceOptions": _LAST_VALUE,
@@ -344,11 +374,19 @@ _MODERN_OPTIONS: dict[str, dict[str, Any]] = {
         # Prometheus already bucketed the data: no calculation in Grafana.
         "calculate": False,
         "cellGap": 1,
-        "color": {"mode": "scheme", "scheme": "Oranges", "steps": 64, "exponent": 0.5},
-        "yAxis": {"axisPlacement": "left"},
-        "rowsFrame": {"layout": "auto"},
-        "tooltip": {"mode": "single", "yHistogram": False},
-        "legend": {"show": True},
+        "color": {
+            "exponent": 0.5,
+            "fill": "dark-orange",
+            "mode": "scheme",
+            "reverse": False,
+            "scheme": "Oranges",
+            "steps": 64,
+        },
         "exemplars": {"color": "rgba(255,0,255,0.7)"},
+        "legend": {"show": True},
+        "rowsFrame": {"layout": "auto"},
+        "showValue": "auto",
+        "tooltip": {"mode": "single", "yHistogram": False},
+        "yAxis": {"axisPlacement": "left"},
     },
 }

@@ -2,6 +2,8 @@
 
 The schema (``schemas/grafana-dashboard.schema.json``, see ``schemas/README.md``) is the yardstick
 for "a modern, clean dashboard": it rejects the legacy keys Grafana still tolerates and migrates.
+Each generated panel type's options and custom field config are held to that panel's config
+types from the same package (``schemas/panels/``).
 """
 
 from __future__ import annotations
@@ -52,16 +54,67 @@ def _validator() -> Any:
     return Draft7Validator({**_inline_refs(schema, definitions), "definitions": definitions})
 
 
-def schema_errors(dashboard: Mapping[str, Any]) -> list[str]:
+def schema_errors(dashboard: Mapping[str, Any], *, complete_panels: bool = False) -> list[str]:
     """Every way ``dashboard`` (JSON data: dicts, lists, scalars) breaks the schema, one line each.
 
     Lines are ``"<json path>: <message>"``, sorted by path then message, so output is stable and
     diffable. Unlike raw jsonschema output, each unexpected key gets its own line naming its
     path, and a panel that matches neither ``Panel`` nor ``RowPanel`` reports the errors of the
     one it was meant to be instead of one ``is not valid under any of the given schemas`` line.
+
+    Panel options may leave out what the config types require (Grafana fills in its
+    defaults, and hand-written dashboards do), unless ``complete_panels``: dashgen's own
+    output spells every option out, so that what it shows does not vary with Grafana.
     """
     lines = [line for error in _validator().iter_errors(dashboard) for line in _lines(error)]
+    lines += _panel_lines(dashboard, complete_panels)
     return [f"{_json_path(path)}: {message}" for path, message, _ in sorted(lines)]
+
+
+def _panel_lines(dashboard: Mapping[str, Any], complete: bool) -> list[_Line]:
+    """The dashboard schema leaves ``options`` and ``fieldConfig.defaults.custom`` open
+    objects; each panel type's config types (``schemas/panels/``) say what they hold."""
+    lines: list[_Line] = []
+    panels = dashboard.get("panels")
+    for index, panel in enumerate(panels if isinstance(panels, list) else []):
+        if not isinstance(panel, Mapping):
+            continue
+        inner = panel.get("panels")
+        for inner_index, nested in enumerate(inner if isinstance(inner, list) else []):
+            if isinstance(nested, Mapping):
+                at = ("panels", index, "panels", inner_index)
+                lines += _config_lines(nested, at, complete)
+        lines += _config_lines(panel, ("panels", index), complete)
+    return lines
+
+
+def _config_lines(panel: Mapping[str, Any], at: Path, complete: bool) -> list[_Line]:
+    validators = _panel_validators().get(str(panel.get("type")))
+    if validators is None:
+        return []
+    defaults = (panel.get("fieldConfig") or {}).get("defaults") or {}
+    checked = [
+        (validators["options"], panel.get("options", {}), (*at, "options")),
+        (validators["fieldConfig"], defaults.get("custom", {}), (*at, "fieldConfig", "defaults", "custom")),
+    ]
+    return [
+        _Line((*where, *error.absolute_path), error.message)
+        for validator, value, where in checked
+        for error in validator.iter_errors(value)
+        if complete or error.validator != "required"
+    ]
+
+
+@cache
+def _panel_validators() -> dict[str, dict[str, Any]]:
+    """Panel type -> a validator of its ``options`` and of its ``fieldConfig`` custom part."""
+    found = {}
+    for entry in (files("dashgen") / "schemas" / "panels").iterdir():
+        if entry.name.endswith(".schema.json"):
+            document = json.loads(entry.read_text(encoding="utf-8"))
+            panel_type = entry.name.removesuffix(".schema.json")
+            found[panel_type] = {key: Draft7Validator(schema) for key, schema in document.items()}
+    return found
 
 
 def _lines(error: ValidationError) -> list[_Line]:
