@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from enum import StrEnum
+from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +24,7 @@ from dashgen.errors import DashgenError
 from dashgen.memo import expected_output, recalled, remember_build
 from dashgen.pipelines import PipelineName
 from dashgen.record.coverage import render_table
+from dashgen.record.coverage import to_json as coverage_json
 from dashgen.verify.baseline import write_baseline as write_baseline_file
 from dashgen.verify.report import render_human, render_live_human, to_json
 from dashgen.verify.stages import LiveOptions, recording_coverage
@@ -89,8 +91,24 @@ ConfigDirOption = Annotated[
 ]
 
 
+def _show_version(asked: bool) -> None:
+    if asked:
+        out.print(f"dashgen {version('dashgen')}")
+        raise typer.Exit()
+
+
 @app.callback()
-def main() -> None:
+def main(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_show_version,
+            is_eager=True,
+            help="Show dashgen's version and exit.",
+        ),
+    ] = False,
+) -> None:
     """Generate Grafana dashboards from OTel metric declarations, and verify any dashboards
     against what the code really exports.
 
@@ -99,7 +117,17 @@ def main() -> None:
 
 
 def _config(project: Path, **overrides: object) -> Config:
-    return load_config(project, overrides)
+    config = load_config(project, overrides)
+    if config.defaulted_at is not None:
+        sources = _display(config.sources, config.root)
+        output = _display(config.output, config.root)
+        err.print(
+            f"warning: no [tool.dashgen] in {config.defaulted_at}: using the defaults (sources "
+            f"{sources}, output {output}, datasource {config.prometheus_url})",
+            markup=False,
+            soft_wrap=True,
+        )
+    return config
 
 
 class _Terminated(BaseException):
@@ -132,7 +160,7 @@ def _guarded() -> Iterator[None]:
             signal.signal(signal.SIGTERM, previous)
 
 
-@app.command()
+@app.command(short_help="Generate dashboards and Grafana provisioning from the sources.")
 def build(
     check: Annotated[
         bool,
@@ -182,8 +210,14 @@ def build(
             f"wrote {shown}/: {dashboards} dashboards, {families} metric families, "
             f"{len(drift)} file(s) changed"
         )
+        for item in drift:
+            out.print(f"  {_WRITTEN[item.kind]} {shown}/{item.path}", markup=False)
     else:
         out.print(f"{shown}/ already up to date ({dashboards} dashboards, {families} families)")
+
+
+#: What a build did to a file the output dir lacked, held stale, or held but no longer makes.
+_WRITTEN = {"missing": "added", "stale": "updated", "orphan": "removed"}
 
 
 def _up_to_date(config: Config, catalog: Catalog) -> bool:
@@ -231,7 +265,7 @@ class OutputFormat(StrEnum):
     json = "json"
 
 
-@app.command()
+@app.command(short_help="Check dashboards against what the code really exports.")
 def verify(
     dashboards: Annotated[
         Path | None,
@@ -356,7 +390,7 @@ def verify(
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(short_help="Report what the recorded test run recorded, per instrument.")
 def coverage(
     recording: Annotated[
         Path | None,
@@ -385,6 +419,10 @@ def coverage(
     instruments: InstrumentsOption = None,
     sources: SourcesOption = None,
     exclude: ExcludeOption = None,
+    output_format: Annotated[
+        OutputFormat,
+        typer.Option("--format", help="human (a table as wide as the terminal) or json."),
+    ] = OutputFormat.human,
     project: ConfigDirOption = Path("."),
 ) -> None:
     """Report what the recorded test run really recorded, in the manner of coverage.py.
@@ -402,7 +440,11 @@ def coverage(
             exclude_dashboards=exclude,
         )
         report = recording_coverage(config, dashboards)
-    out.print(render_table(report), markup=False, highlight=False)
+    if output_format is OutputFormat.json:
+        out.print(coverage_json(report), markup=False, highlight=False)
+    else:
+        width = out.width if out.is_terminal else None
+        out.print(render_table(report, width), markup=False, highlight=False)
     if fail_under is not None and report.percent < fail_under:
         out.print(
             f"coverage failure: {report.percent:.2f}% of instruments recorded is less than "

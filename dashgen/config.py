@@ -50,6 +50,9 @@ class Config:
     """The export path whose names the TSDB stores (see :mod:`dashgen.pipelines`)."""
     cache: Path | None = None
     """dashgen's own cache dir (see :mod:`dashgen.memo`); ``None``: read and write none."""
+    defaulted_at: str | None = field(default=None, metadata={"memo_key": False})
+    """Where the defaults stand in for a missing ``[tool.dashgen]`` (the pyproject.toml, or
+    the dir without one), for the CLI to warn about; None when the table is there."""
     newly_valid: bytes | None = field(default=None, metadata={"memo_key": False})
     """Digest of a ``[tool.dashgen]`` table that this run validated, for the cache to
     remember once the command succeeds (see :func:`remember_valid_table`); not an input."""
@@ -81,6 +84,7 @@ def load_config(start: Path, overrides: Mapping[str, Any] | None = None) -> Conf
     root = pyproject.parent if pyproject else start.resolve()
     table: dict[str, Any] = {}
     newly_valid = None
+    defaulted_at: str | None = str(pyproject or root)
     where = f"{pyproject or root}: [tool.dashgen]"
     if pyproject is not None:
         try:
@@ -91,6 +95,7 @@ def load_config(start: Path, overrides: Mapping[str, Any] | None = None) -> Conf
         if not isinstance(tool, dict):
             raise DashgenError(f"{pyproject}: [tool]", f"must be a table, got {tool!r}")
         table = tool.get("dashgen", {})
+        defaulted_at = None if "dashgen" in tool else defaulted_at
         cache_off = (overrides or {}).get("cache") is False or (
             isinstance(table, dict) and table.get("cache") is False
         )
@@ -126,6 +131,7 @@ def load_config(start: Path, overrides: Mapping[str, Any] | None = None) -> Conf
         ),
         cache=root / CACHE_DIR if table.get("cache", True) else None,
         newly_valid=newly_valid,
+        defaulted_at=defaulted_at,
     )
 
 

@@ -10,12 +10,12 @@ from typing import Literal
 from dashgen.build.identity import assign_ids
 from dashgen.catalog import Catalog, DashboardSpec, RowSpec
 from dashgen.declare import PanelSpec
-from dashgen.expr import Expr, Ratio, Scaled, Selection, selections
-from dashgen.verify.dashboards import ref_id
 from dashgen.errors import DashgenError
+from dashgen.expr import Expr, Ratio, Scaled, Selection, selections
 from dashgen.families import Exported, ExportedMetric
 from dashgen.hints import Average, Current, Heatmap, Hint, Increase, Quantiles, Rate, Threshold
 from dashgen.units import panel_unit
+from dashgen.verify.dashboards import ref_id
 from dashgen.vocabulary import implied_base
 
 PanelKind = Literal["timeseries", "stat", "gauge", "bargauge", "heatmap"]
@@ -321,7 +321,9 @@ def _lines(widths: Sequence[int | None]) -> list[list[tuple[int, int, int]]]:
     for line in lines:
         shared = [i for i in line if widths[i] is None] or [line[-1]]
         free = GRID_WIDTH - sum(widths[i] or 0 for i in line if i not in shared)
-        share = {i: free // len(shared) + (rank < free % len(shared)) for rank, i in enumerate(shared)}
+        share = {
+            i: free // len(shared) + (rank < free % len(shared)) for rank, i in enumerate(shared)
+        }
         x = 0
         placed.append([])
         for i in line:
@@ -469,7 +471,9 @@ def _panel(
     return PanelPlan(
         id=panel_id,
         kind=kind,
-        title=hint.title if hint.title is not None else f"{humanised(spec.name)} {title_suffix}".strip(),
+        title=hint.title
+        if hint.title is not None
+        else f"{humanised(spec.name)} {title_suffix}".strip(),
         description=hint.description if hint.description is not None else spec.description,
         unit=hint.unit if hint.unit is not None else unit,
         thresholds=thresholds,

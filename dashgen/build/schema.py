@@ -95,7 +95,11 @@ def _config_lines(panel: Mapping[str, Any], at: Path, complete: bool) -> list[_L
     defaults = (panel.get("fieldConfig") or {}).get("defaults") or {}
     checked = [
         (validators["options"], panel.get("options", {}), (*at, "options")),
-        (validators["fieldConfig"], defaults.get("custom", {}), (*at, "fieldConfig", "defaults", "custom")),
+        (
+            validators["fieldConfig"],
+            defaults.get("custom", {}),
+            (*at, "fieldConfig", "defaults", "custom"),
+        ),
     ]
     return [
         _Line((*where, *error.absolute_path), error.message)

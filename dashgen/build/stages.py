@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dashgen.build.identity import LOCK, declared, render_lock
+from dashgen.build.plan import plan_dashboards
+from dashgen.build.render import render_dashboard, render_provisioning
 from dashgen.catalog import Catalog
 from dashgen.config import Config
 from dashgen.families import Exported
-from dashgen.build.plan import plan_dashboards
-from dashgen.build.render import render_dashboard, render_provisioning
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ the contract's label checks would otherwise have to skip.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -385,10 +386,37 @@ _HEADER = ("Instrument", "Kind", "Production", "Tests", "Label keys", "Status", 
 _NUMBERS = (2, 3)
 
 
-def render_table(coverage: Coverage) -> str:
+def to_json(coverage: Coverage) -> str:
+    """``dashgen coverage --format json``: the rows and the totals, keys sorted, stable."""
+    counts = {status: coverage.count(status) for status in (RECORDED, TEST_ONLY, DEAD, EXCLUDED)}
+    document = {
+        "info": list(coverage.info),
+        "instruments": [
+            {
+                "attribute_keys": list(row.attribute_keys),
+                "kind": row.kind.value,
+                "measurements": row.measurements,
+                "name": row.name,
+                "panels": [{"dashboard": d, "panel": p} for d, p in row.panels],
+                "production": row.production,
+                "site": row.site,
+                "status": row.status,
+                "test_sites": list(row.test_sites),
+                "unit": row.unit,
+            }
+            for row in coverage.rows
+        ],
+        "summary": {**counts, "percent": round(coverage.percent, 2)},
+        "version": 1,
+    }
+    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+def render_table(coverage: Coverage, width: int | None = None) -> str:
     """A report in the manner of coverage.py's: one row per instrument, then the total; the
-    longest column last, as coverage.py's "Missing"."""
-    rows = [
+    longest column last, as coverage.py's "Missing", cut to ``width`` (a terminal's) with
+    an ellipsis, so that a row stays one line."""
+    rows: list[tuple[str, ...]] = [
         (
             row.name,
             row.kind.value,
@@ -421,12 +449,38 @@ def render_table(coverage: Coverage) -> str:
         ]
         return "  ".join(padded).rstrip()
 
+    if width is not None:
+        widths = _fitted(widths, width)
+        rows = [tuple(_cut(cell, w) for cell, w in zip(row, widths, strict=True)) for row in rows]
     rule = "-" * len(line(["-" * w for w in widths]))
     summary = f"{recorded} of {counted} instruments recorded"
     if coverage.count(EXCLUDED):
         summary += f", {coverage.count(EXCLUDED)} excluded under {_EXCUSE}"
     notes = [f"note: {note}" for note in coverage.info]
     return "\n".join([line(_HEADER), rule, *map(line, rows), rule, line(total), summary, *notes])
+
+
+_CUTTABLE = (4, 6)
+"""Label keys and Panels: the columns that grow with the code, and give way to the terminal."""
+_NARROWEST = 12
+
+
+def _fitted(widths: list[int], width: int) -> list[int]:
+    """Column widths that fit in ``width``, narrowing the widest cuttable column first."""
+    fitted = list(widths)
+    excess = sum(fitted) + 2 * (len(fitted) - 1) - width
+    while excess > 0:
+        widest = max(_CUTTABLE, key=lambda i: fitted[i])
+        give = min(excess, fitted[widest] - _NARROWEST)
+        if give <= 0:
+            break
+        fitted[widest] -= give
+        excess -= give
+    return fitted
+
+
+def _cut(text: str, room: int) -> str:
+    return text if len(text) <= room else text[: room - 1] + "\u2026"
 
 
 def _panel_list(panels: Sequence[tuple[str, str]]) -> str:
