@@ -25,7 +25,9 @@ from dashgen.memo import expected_output, recalled, remember_build
 from dashgen.pipelines import PipelineName
 from dashgen.record.coverage import render_table
 from dashgen.record.coverage import to_json as coverage_json
+from dashgen.verify.annotations import lines_in, to_github, to_junit
 from dashgen.verify.baseline import write_baseline as write_baseline_file
+from dashgen.verify.contract import Finding
 from dashgen.verify.report import render_human, render_live_human, to_json
 from dashgen.verify.stages import LiveOptions, recording_coverage
 from dashgen.verify.stages import verify as run_verify
@@ -265,6 +267,13 @@ class OutputFormat(StrEnum):
     json = "json"
 
 
+class VerifyFormat(StrEnum):
+    human = "human"
+    json = "json"
+    github = "github"
+    junit = "junit"
+
+
 @app.command(short_help="Check dashboards against what the code really exports.")
 def verify(
     dashboards: Annotated[
@@ -284,8 +293,13 @@ def verify(
         ),
     ] = None,
     output_format: Annotated[
-        OutputFormat, typer.Option("--format", help="human, or json (schema: docs/verify-json.md).")
-    ] = OutputFormat.human,
+        VerifyFormat,
+        typer.Option(
+            "--format",
+            help="human; json (schema: docs/verify-json.md); github (workflow annotations on "
+            "each finding's file and line); junit (XML, a failing case per panel).",
+        ),
+    ] = VerifyFormat.human,
     live: Annotated[
         bool,
         typer.Option(
@@ -374,18 +388,30 @@ def verify(
         if write_baseline is not None:
             config = replace(config, baseline=None)  # the file records every finding
         directory = dashboards if dashboards is not None else config.output
-        with _progress(output_format is OutputFormat.human and live) as advance:
+        with _progress(output_format is VerifyFormat.human and live) as advance:
             result = run_verify(config, directory, options, advance)
         if write_baseline is not None:
             count = write_baseline_file(write_baseline, result.static.findings)
             out.print(f"wrote {write_baseline}: {count} findings", markup=False, highlight=False)
             return
-    if output_format is OutputFormat.json:
-        out.print(to_json(result.static, result.live), markup=False, highlight=False)
-    else:
-        render_human(result.static, out)
-        if result.live is not None:
-            render_live_human(result.live, out)
+    live_findings = result.live.findings if result.live is not None else ()
+    every = replace(
+        result.static,
+        findings=tuple(sorted({*result.static.findings, *live_findings}, key=Finding.sort_key)),
+    )
+    match output_format:
+        case VerifyFormat.json:
+            out.print(to_json(result.static, result.live), markup=False, highlight=False)
+        case VerifyFormat.github:
+            annotations = to_github(every.findings, lines_in(config.root))
+            if annotations:
+                out.print(annotations, markup=False)
+        case VerifyFormat.junit:
+            out.print(to_junit(every), markup=False, highlight=False)
+        case VerifyFormat.human:
+            render_human(result.static, out)
+            if result.live is not None:
+                render_live_human(result.live, out)
     if not result.ok:
         raise typer.Exit(1)
 

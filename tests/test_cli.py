@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from importlib.metadata import version
 
+from junitparser import JUnitXml
 from typer.testing import CliRunner
 
 from dashgen.cli import app
@@ -97,3 +98,55 @@ def test_coverage_as_json_and_as_a_table_that_fits_the_terminal() -> None:
     assert max(map(len, wide.splitlines())) > 80
     assert max(map(len, narrow.splitlines())) <= 80
     assert "a.very.long.attribute.key, another…" not in wide and "…" in narrow
+
+
+def test_verify_annotates_each_finding_for_github_and_as_junit(example: Project) -> None:
+    path = example.generated / "http-api.json"
+    text = path.read_text()
+    path.write_text(text.replace("http_server_requests_total{", "http_server_request_total{"))
+    result = example.run("verify", "--format", "github")
+    assert result.exit_code == 1
+    commands = result.stdout.splitlines()
+    assert all(line.startswith("::error ") for line in commands)
+    lines = path.read_text().splitlines()
+    unknown = [c for c in commands if "title=dashgen unknown-metric" in c]
+    assert len(unknown) == 3  # the three panels on http_server_requests_total
+    for command in unknown:
+        properties = dict(
+            p.split("=", 1) for p in command.split(" ", 1)[1].split("::")[0].split(",")
+        )
+        assert properties["file"] == "generated/http-api.json"
+        panel = command.split("::", 2)[2].split(": ")[0].removeprefix("panel ")
+        assert f'"title": "{panel}"' in lines[int(properties["line"]) - 1]
+    assert any("title=dashgen stale-file" in c for c in commands)
+
+    junit = example.run("verify", "--format", "junit")
+    assert junit.exit_code == 1
+    report = example.root / "report.xml"
+    report.write_text(junit.stdout)
+    suite = next(iter(JUnitXml.fromfile(str(report))))
+    cases = {case.name: case for case in suite}
+    assert (suite.tests, suite.failures) == (4, 4)
+    assert set(cases) == {
+        "the file",
+        "Requests in range",
+        "Requests per second by route",
+        "Requests per second by status",
+    }
+    (failure,) = cases["Requests per second by route"].result
+    assert failure.type == "unknown-metric"
+    assert "did you mean `http_server_requests_total`?" in failure.text
+
+
+def test_a_clean_verify_is_one_passing_junit_case(example: Project) -> None:
+    result = example.run("verify", "--format", "junit")
+    assert result.exit_code == 0
+    report = example.root / "report.xml"
+    report.write_text(result.stdout)
+    suite = next(iter(JUnitXml.fromfile(str(report))))
+    assert (suite.tests, suite.failures, [case.name for case in suite]) == (
+        1,
+        0,
+        ["dashboard contract"],
+    )
+    assert example.run("verify", "--format", "github").stdout == ""
