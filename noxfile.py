@@ -72,7 +72,7 @@ def record(session: nox.Session) -> None:
     if found != expected or not all(hidden_by in f["message"] for f in findings):
         session.error(f"verify --recorded: expected {sorted(expected)}, got:\n{report.stdout}")
     session.log(f"verify --recorded reports the test-only instrument: {sorted(found)}")
-    session.run(PYTHON, "-m", "dashgen", "coverage", recording, "--fail-under", "93")
+    session.run(PYTHON, "-m", "dashgen", "coverage", "--recorded", recording, "--fail-under", "93")
 
 
 @nox.session(python=False)

@@ -418,12 +418,20 @@ def verify(
 
 @app.command(short_help="Report what the recorded test run recorded, per instrument.")
 def coverage(
-    recording: Annotated[
+    dashboards: Annotated[
         Path | None,
         typer.Argument(
-            help="Recording to report on [default: [tool.dashgen] recorded, else "
-            ".dashgen/recorded.json].",
+            help="Dir of dashboard JSON whose panels to list, as for verify [default: the "
+            "configured output dir, when there is one].",
             show_default=False,
+        ),
+    ] = None,
+    recorded: Annotated[
+        Path | None,
+        typer.Option(
+            "--recorded",
+            help="Recording to report on, as for verify [default: [tool.dashgen] recorded, "
+            "else .dashgen/recorded.json].",
         ),
     ] = None,
     fail_under: Annotated[
@@ -433,13 +441,6 @@ def coverage(
             min=0,
             max=100,
             help="Exit 1 if less than this percentage of instruments was recorded.",
-        ),
-    ] = None,
-    dashboards: Annotated[
-        Path | None,
-        typer.Option(
-            "--dashboards",
-            help="Dir of dashboard JSON whose panels to list [default: the configured output dir].",
         ),
     ] = None,
     instruments: InstrumentsOption = None,
@@ -458,11 +459,17 @@ def coverage(
     --fail-under, 2 bad input.
     """
     with _guarded():
+        if dashboards is not None and dashboards.is_file():
+            raise DashgenError(
+                str(dashboards),
+                "is a file: coverage takes the dashboards dir, as verify does; pass the "
+                "recording with --recorded FILE",
+            )
         config = _config(
             project,
             sources=sources,
             instruments=instruments,
-            recorded=recording.resolve() if recording else None,
+            recorded=recorded.resolve() if recorded else None,
             exclude_dashboards=exclude,
         )
         report = recording_coverage(config, dashboards)

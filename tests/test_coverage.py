@@ -146,7 +146,7 @@ def test_a_panel_on_a_metric_only_tests_record_is_dead_and_names_the_test(shop: 
         "never recorded by production code (only tests record it: tests/test_metrics.py:14)"
         in (instrument["message"])
     )
-    result = shop.run("coverage", str(shop.root / ".dashgen/recorded.json"))
+    result = shop.run("coverage", "--recorded", str(shop.root / ".dashgen/recorded.json"))
     assert row(result.stdout.splitlines(), "shop.refunds")[2:6] == ["0", "3", "-", "test-only"]
     # A recording made without attribution (production unknown) counts all as production.
     code, report = verify(shop, "--recorded", record(shop, *ALL_RECORDED))
@@ -253,7 +253,7 @@ def row(lines: list[str], name: str) -> list[str]:
 def test_coverage_reports_each_instrument_and_the_share_recorded(shop: Project) -> None:
     orders = replace(run("shop.orders", 12, "payment.method"), production=9)
     recording = record(shop, orders, run("shop.audit", 0))
-    code, lines = coverage(shop, recording)
+    code, lines = coverage(shop, "--recorded", recording)
     assert code == 0
     assert lines[0].split() == [
         "Instrument",
@@ -291,14 +291,15 @@ def test_coverage_reports_each_instrument_and_the_share_recorded(shop: Project) 
 @pytest.mark.parametrize(("fail_under", "exit_code"), [("66", 0), ("66.7", 1), ("100", 1)])
 def test_coverage_fails_under_a_threshold(shop: Project, fail_under: str, exit_code: int) -> None:
     recording = record(shop, *ALL_RECORDED[:2], run("shop.audit", 0))
-    code, lines = coverage(shop, recording, "--fail-under", fail_under)
+    code, lines = coverage(shop, "--recorded", recording, "--fail-under", fail_under)
     assert code == exit_code
     assert ("coverage failure: 66.67% of instruments recorded" in lines[-1]) == bool(exit_code)
 
 
 def test_coverage_leaves_excused_instruments_out_of_the_share(shop: Project) -> None:
     configure(shop, '[tool.dashgen.unrecorded]\n"shop.audit" = "nightly"')
-    code, lines = coverage(shop, record(shop, *ALL_RECORDED[:2]), "--fail-under", "100")
+    recording = record(shop, *ALL_RECORDED[:2])
+    code, lines = coverage(shop, "--recorded", recording, "--fail-under", "100")
     assert code == 0
     assert row(lines, "shop.audit")[-2:] == ["excluded", "-"]
     assert "2 of 2 instruments recorded, 1 excluded under [tool.dashgen.unrecorded]" in lines
@@ -330,18 +331,18 @@ def test_coverage_of_a_recording_file_without_an_output_dir(project: Project) ->
     """Adoption projects have no generated/: the recording's instruments, no panels."""
     recording = project.root / "run" / "recorded.json"
     write_recording(recording, [counter("app.jobs", "", "app", "app.py:3", 4, "q")])
-    result = project.run("coverage", str(recording))
+    result = project.run("coverage", "--recorded", str(recording))
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
     assert row(lines, "app.jobs") == ["app.jobs", "Counter", "4", "0", "q", "recorded", "-"]
-    missing = project.run("coverage", str(recording), "--dashboards", str(project.root / "nope"))
+    missing = project.run("coverage", str(project.root / "nope"), "--recorded", str(recording))
     assert (missing.exit_code, missing.stderr.count("\n")) == (2, 1)
     assert "dashboards dir not found" in missing.stderr
 
 
 def test_coverage_notes_what_the_code_does_not_declare(shop: Project) -> None:
     stranger = counter("requests.client", "", "lib", "lib/client.py:8", 3)
-    code, lines = coverage(shop, record(shop, *ALL_RECORDED, stranger))
+    code, lines = coverage(shop, "--recorded", record(shop, *ALL_RECORDED, stranger))
     assert code == 0
     assert row(lines, "requests.client")[5] == "recorded"
     assert any("`requests.client` (lib/client.py:8) is not in the code checked" in x for x in lines)
@@ -409,3 +410,14 @@ def test_the_report_counts_first_and_groups_instrument_findings_by_module(shop: 
     assert lines[0] == "4 findings: 2 dead-instrument, 2 dead-panel"
     header = lines.index("exported by src/shop.py")
     assert [x.split()[0] for x in lines[header + 1 :: 2][:2]] == ["dead-instrument"] * 2
+
+
+def test_coverage_takes_the_dashboards_dir_as_verify_does(shop: Project) -> None:
+    recording = record(shop, *ALL_RECORDED)
+    shown = coverage(shop, str(shop.generated), "--recorded", recording)
+    assert shown == coverage(shop, "--recorded", recording)
+    misplaced = shop.run("coverage", recording)
+    assert misplaced.exit_code == 2
+    assert "is a file: coverage takes the dashboards dir, as verify does; pass the recording " in (
+        misplaced.stderr
+    )
