@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import CodeType, ModuleType
-from typing import get_args
+from typing import TypeGuard, get_args
 
 from dashgen.cache import read_entry, write_entry
 from dashgen.declare import (
@@ -236,25 +236,9 @@ def check_hints(spec: MetricSpec) -> None:
                 )
         if len(set(hint.by)) != len(hint.by):
             raise DashgenError(spec.where, f"hint {hint_name} names a label twice in by={hint.by}")
-        width = 12 if hint.width is None else hint.width
-        if not _is_int(width) or not _is_int(hint.height):
-            raise DashgenError(
-                spec.where, f"hint {hint_name} needs whole numbers for width, height"
-            )
-        if width < 1 or width > 24 or hint.height < 1:
-            raise DashgenError(spec.where, f"hint {hint_name} needs 1 <= width <= 24, height >= 1")
-        for threshold in hint.thresholds:
-            if not _is_threshold(threshold):
-                raise DashgenError(
-                    spec.where,
-                    f"hint {hint_name} has threshold {threshold!r}: use (number, 'colour') pairs",
-                )
-        _check_vocabulary(spec, hint)
+        _check_size(spec.where, f"hint {hint_name}", hint.width, hint.height)
+        _check_look(spec.where, f"hint {hint_name}", hint.unit, hint.thresholds, hint.base)
         _check_hint_options(spec, hint)
-
-
-def _check_vocabulary(spec: MetricSpec, hint: Hint) -> None:
-    _check_look(spec.where, f"hint {type(hint).__name__}", hint.unit, hint.thresholds, hint.base)
 
 
 def _check_look(
@@ -264,7 +248,13 @@ def _check_look(
     thresholds: Sequence[tuple[float, str]],
     base: object,
 ) -> None:
-    """Units and colours Grafana knows: it takes any string and shows a misspelt one wrong."""
+    """Thresholds as (number, colour) pairs, and units and colours Grafana knows: it takes
+    any string and shows a misspelt one wrong."""
+    for threshold in thresholds:
+        if not _is_threshold(threshold):
+            raise DashgenError(
+                where, f"{what} has threshold {threshold!r}: use (number, 'colour') pairs"
+            )
     if base is not None and not isinstance(base, str):
         raise DashgenError(where, f"{what} takes a colour name for base=, got {base!r}")
     colors = [(f"threshold {value:g}", color) for value, color in thresholds]
@@ -314,17 +304,17 @@ def check_panel(panel: PanelSpec, metrics: Mapping[str, MetricSpec]) -> None:
                     )
     if panel.style not in _STYLES:
         raise DashgenError(panel.where, f"style= takes one of {', '.join(_STYLES)}")
-    width = 12 if panel.width is None else panel.width
-    if not _is_int(width) or not _is_int(panel.height) or not 1 <= width <= 24:
-        raise DashgenError(panel.where, "needs whole numbers, 1 <= width <= 24, height >= 1")
-    if panel.height < 1:
-        raise DashgenError(panel.where, "needs whole numbers, 1 <= width <= 24, height >= 1")
-    for threshold in panel.thresholds:
-        if not _is_threshold(threshold):
-            raise DashgenError(
-                panel.where, f"has threshold {threshold!r}: use (number, 'colour') pairs"
-            )
+    _check_size(panel.where, "panel", panel.width, panel.height)
     _check_look(panel.where, "panel", panel.unit, panel.thresholds, panel.base)
+
+
+def _check_size(where: str, what: str, width: object, height: object) -> None:
+    """Whole grid cells, at most the 24 columns of a line; an unset width fits any line."""
+    width = 12 if width is None else width
+    if not _is_int(width) or not _is_int(height):
+        raise DashgenError(where, f"{what} needs whole numbers for width, height")
+    if not 1 <= width <= 24 or height < 1:
+        raise DashgenError(where, f"{what} needs 1 <= width <= 24, height >= 1")
 
 
 def _check_hint_options(spec: MetricSpec, hint: Hint) -> None:
@@ -385,7 +375,7 @@ def _plain_hint(hint: Hint) -> Hint:
     )
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
