@@ -6,10 +6,20 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["lint", "typecheck", "tests", "build_check", "verify", "live", "record"]
+nox.options.sessions = [
+    "lint",
+    "typecheck",
+    "tests",
+    "build_check",
+    "verify",
+    "live",
+    "record",
+    "rules",
+]
 nox.options.error_on_missing_interpreters = True
 PYTHON = sys.executable
 CODE = ["dashgen", "tests", "bench", "noxfile.py", "dashboards_src", "example_app"]
@@ -73,6 +83,18 @@ def record(session: nox.Session) -> None:
         session.error(f"verify --recorded: expected {sorted(expected)}, got:\n{report.stdout}")
     session.log(f"verify --recorded reports the test-only instrument: {sorted(found)}")
     session.run(PYTHON, "-m", "dashgen", "coverage", "--recorded", recording, "--fail-under", "93")
+
+
+@nox.session(python=False)
+def rules(session: nox.Session) -> None:
+    """The example's generated rule files pass `promtool check rules`, and the promtool tests
+    dashgen wrote for its alerts pass `promtool test rules`."""
+    rule_files = sorted(str(path) for path in Path("generated/rules").glob("*.yaml"))
+    tests = sorted(str(path) for path in Path("generated/rules/tests").glob("*.yaml"))
+    if not rule_files or not tests:
+        session.error("generated/rules/ holds no rule files or no tests: run `dashgen build`")
+    session.run("promtool", "check", "rules", *rule_files, external=True)
+    session.run("promtool", "test", "rules", *tests, external=True)
 
 
 @nox.session(python=False)

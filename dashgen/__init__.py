@@ -18,8 +18,11 @@ from dashgen.declare import (
     Row,
     UpDownCounter,
 )
+from dashgen.rules import Alert, AlertRule, RecordingRule, RuleGroup
 
 __all__ = [
+    "Alert",
+    "AlertRule",
     "Counter",
     "Dashboard",
     "Gauge",
@@ -29,7 +32,9 @@ __all__ = [
     "ObservableGauge",
     "ObservableUpDownCounter",
     "Panel",
+    "RecordingRule",
     "Row",
+    "RuleGroup",
     "UpDownCounter",
     "expr",
     "hints",

@@ -39,18 +39,18 @@ from dashgen.declare import (
 from dashgen.errors import DashgenError
 from dashgen.expr import selections
 from dashgen.hints import (
-    LEVELS,
-    MONOTONIC,
     Aggregation,
     Average,
     Current,
     CurrentStyle,
     Heatmap,
     Hint,
-    Kind,
     Quantiles,
 )
 from dashgen.isolate import run_isolated
+from dashgen.query_checks import check_queries
+from dashgen.rule_catalog import rule_groups
+from dashgen.rules import RuleGroup, RuleGroupSpec
 from dashgen.units import contradiction, panel_unit
 from dashgen.vocabulary import color_problem, unit_problem
 
@@ -110,6 +110,8 @@ class Catalog:
 
     metrics: tuple[MetricSpec, ...]
     dashboards: tuple[DashboardSpec, ...]
+    rule_groups: tuple[RuleGroupSpec, ...] = ()
+    """Alerts and recording rules, by group name."""
 
     def metric(self, name: str) -> MetricSpec:
         return next(m for m in self.metrics if m.name == name)
@@ -133,6 +135,7 @@ def _collect_declarations(sources: Path, cache: Path | None) -> Catalog:
     metrics: dict[int, Metric] = {}
     dashboards: dict[int, Dashboard] = {}
     variables: dict[int, str] = {}
+    groups: dict[int, RuleGroup] = {}
     for module in modules:
         for name, value in vars(module).items():
             if isinstance(value, Metric):
@@ -140,6 +143,8 @@ def _collect_declarations(sources: Path, cache: Path | None) -> Catalog:
             elif isinstance(value, Dashboard):
                 dashboards.setdefault(id(value), value)
                 variables.setdefault(id(value), name)
+            elif isinstance(value, RuleGroup):
+                groups.setdefault(id(value), value)
     for dashboard in dashboards.values():
         for row in dashboard.rows:
             for metric in row.metrics:
@@ -162,7 +167,24 @@ def _collect_declarations(sources: Path, cache: Path | None) -> Catalog:
     )
     check_unique_uids(dashboard_specs)
     _check_placed(dashboard_specs, specs)
-    return Catalog(metrics=tuple(specs), dashboards=tuple(dashboard_specs))
+    panels = [
+        entry
+        for dashboard in dashboard_specs
+        for row in dashboard.rows
+        for entry in row.entries
+        if isinstance(entry, PanelSpec)
+    ]
+    groups_found = rule_groups(
+        groups.values(), specs, panels, lambda file: _relative_file(file, root)
+    )
+    # The alerts now live in their groups, naming their hint by position; the hints keep
+    # only how to draw, as plain data.
+    specs = [
+        replace(spec, hints=tuple(replace(h, alert=None) for h in spec.hints)) for spec in specs
+    ]
+    return Catalog(
+        metrics=tuple(specs), dashboards=tuple(dashboard_specs), rule_groups=groups_found
+    )
 
 
 def check_spec(spec: MetricSpec) -> None:
@@ -270,38 +292,13 @@ def _check_look(
             raise DashgenError(where, f"{what} unit=: {problem}")
 
 
-_FITS: dict[str, frozenset[Kind]] = {
-    "rate": MONOTONIC | {Kind.HISTOGRAM},
-    "increase": MONOTONIC | {Kind.HISTOGRAM},
-    "current": LEVELS,
-}
 _STYLES = ("timeseries", "stat", "gauge", "bargauge")
 
 
 def check_panel(panel: PanelSpec, metrics: Mapping[str, MetricSpec]) -> None:
     """A custom panel's queries must select declared metrics in ways that fit them, by
     labels they declare; its look, like a hint's, must be Grafana's."""
-    for expression in panel.exprs:
-        for selection in selections(expression):
-            spec = metrics.get(selection.metric)
-            if spec is None:
-                raise DashgenError(
-                    panel.where, f"queries '{selection.metric}', which no declaration names"
-                )
-            if spec.kind not in _FITS[selection.function]:
-                fits = ", ".join(sorted(k.value for k in _FITS[selection.function]))
-                raise DashgenError(
-                    panel.where,
-                    f"expr.{selection.function}() does not fit the {spec.kind.value} "
-                    f"'{spec.name}' (it fits {fits})",
-                )
-            for key in (*(k for k, _ in selection.where), *selection.by):
-                if key not in spec.labels:
-                    raise DashgenError(
-                        panel.where,
-                        f"filters or groups '{spec.name}' by '{key}', which is not among its "
-                        f"declared labels {list(spec.labels)}",
-                    )
+    check_queries(panel.where, panel.exprs, metrics)
     if panel.style not in _STYLES:
         raise DashgenError(panel.where, f"style= takes one of {', '.join(_STYLES)}")
     _check_size(panel.where, "panel", panel.width, panel.height)
@@ -459,6 +456,7 @@ def _dashboard_spec(dashboard: Dashboard, root: Path, variable: str | None) -> D
     )
 
 
+_RESERVED_DIRS = ("provisioning", "rules")
 _FOLDER = re.compile(r"[^/\\\x00-\x1f\x7f]{1,80}")
 
 
@@ -466,11 +464,11 @@ def _folder(folder: str | None, location: str) -> str:
     """A folder name that is one safe directory name (Grafana titles the folder with it)."""
     if folder is None:
         return ""
-    if not _FOLDER.fullmatch(folder) or folder.strip(". ") == "" or folder == "provisioning":
+    if not _FOLDER.fullmatch(folder) or folder.strip(". ") == "" or folder in _RESERVED_DIRS:
         raise DashgenError(
             location,
             f"folder {folder!r} cannot be a directory of the output dir: use 1-80 characters, "
-            "no '/', '\\' or control characters, not 'provisioning'",
+            "no '/', '\\' or control characters, not 'provisioning' or 'rules'",
         )
     return folder
 

@@ -26,9 +26,12 @@ class Config:
     prometheus_url: str = "http://localhost:9090"
     datasource_uid: str = "prometheus"
     datasource_default: bool = False
-    scrape_variables: tuple[str, ...] = ("job", "instance")
-    """Scrape labels every generated dashboard gets a variable for and filters by."""
     """Provision the datasource as Grafana's default; off, so an existing default stays."""
+    scrape_variables: tuple[str, ...] = ("job", "instance")
+    """Scrape labels every generated dashboard gets a variable for and filters by (and
+    recording rules keep)."""
+    grafana_alerting: bool = False
+    """Also write the alerts as Grafana-managed rules (``provisioning/alerting/``)."""
     dashboards_path: str = "/var/lib/grafana/dashboards/dashgen"
     instruments: str | None = None
     scrape: str | None = None
@@ -109,6 +112,7 @@ def load_config(start: Path, overrides: Mapping[str, Any] | None = None) -> Conf
         datasource_uid=table.get("datasource_uid", Config.datasource_uid),
         datasource_default=table.get("datasource_default", Config.datasource_default),
         scrape_variables=tuple(table.get("scrape_variables", Config.scrape_variables)),
+        grafana_alerting=table.get("grafana_alerting", Config.grafana_alerting),
         dashboards_path=table.get("dashboards_path", Config.dashboards_path),
         instruments=table.get("instruments"),
         scrape=table.get("scrape"),

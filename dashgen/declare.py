@@ -18,7 +18,7 @@ from typing import Any, TypedDict, Unpack
 from opentelemetry import metrics as otel_metrics
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 
-from dashgen.expr import Expr, Ratio, Scaled, Selection
+from dashgen.expr import Expr
 from dashgen.hints import CurrentStyle, Hint, Kind, Threshold, default_hints
 
 Attributes = Mapping[str, str | bool | int | float]
@@ -405,10 +405,10 @@ class Panel:
     ) -> None:
         self.file, self.line = _caller_origin()
         check = _Checked((self.file, self.line), _subject("panel", title))
-        exprs = (expr,) if isinstance(expr, Selection | Ratio | Scaled) else expr
+        exprs = (expr,) if isinstance(expr, Expr) else expr
         self.spec = PanelSpec(
             title=check.text("title", title),
-            exprs=check.items("expr", exprs, Selection | Ratio | Scaled, "dashgen.expr queries"),
+            exprs=check.items("expr", exprs, Expr, "dashgen.expr queries"),
             description=check.text("description", description),
             unit=check.text("unit", unit),
             legend=check.text("legend", legend, optional=True),

@@ -22,6 +22,7 @@ from dashgen.hints import Aggregation
 
 if TYPE_CHECKING:
     from dashgen.declare import Metric
+    from dashgen.rules import RecordingRule
 
 Function = Literal["rate", "increase", "current"]
 RATE_WINDOW = "$__rate_interval"
@@ -54,7 +55,19 @@ class Scaled:
     divisor: float
 
 
-Expr = Selection | Ratio | Scaled
+@dataclass(frozen=True)
+class Recorded:
+    """The series a recording rule stores (``job:x:rate5m``), aggregated again by ``by``:
+    a panel or an alert over the rule's output instead of the raw metric."""
+
+    source: Expr
+    """The rule's query; the plan stage names the rule from it, as the rule stage does."""
+    name: str | None
+    by: tuple[str, ...] = ()
+    agg: Aggregation = "sum"
+
+
+Expr = Selection | Ratio | Scaled | Recorded
 
 
 def rate(
@@ -102,6 +115,15 @@ def slo_burn(bad: Selection, total: Selection, *, objective: float) -> Scaled:
     return Scaled(Ratio(bad, total), round(1 - objective, 12))
 
 
+def recorded(rule: RecordingRule, *, by: Sequence[str] = (), agg: Aggregation = "sum") -> Recorded:
+    """What ``rule`` stores, summed (or ``agg``) by ``by``, a subset of what it keeps."""
+    spec = getattr(rule, "spec", None)
+    source = getattr(spec, "expr", None)
+    if not isinstance(source, Selection | Ratio | Scaled):
+        raise TypeError(f"expr.recorded takes a RecordingRule, got {rule!r}")
+    return Recorded(source, getattr(spec, "name", None), tuple(by), agg)
+
+
 def selections(expression: Expr) -> list[Selection]:
     """Every metric selection in ``expression``, left to right."""
     match expression:
@@ -111,6 +133,8 @@ def selections(expression: Expr) -> list[Selection]:
             return [*selections(expression.numerator), *selections(expression.denominator)]
         case Scaled():
             return selections(expression.expr)
+        case Recorded():
+            return selections(expression.source)
 
 
 def _name(metric: Metric) -> str:

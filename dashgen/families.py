@@ -10,6 +10,10 @@ if TYPE_CHECKING:
     from dashgen.declare import MetricSpec
 
 
+RECORDED = "recorded"
+"""The ``type`` of a family that a recording rule writes, not the exporter."""
+
+
 @dataclass(frozen=True)
 class Family:
     """One Prometheus metric family as ``PrometheusMetricReader`` exported it.

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from dashgen.rules import Alert
 
 
 class Kind(StrEnum):
@@ -49,6 +52,8 @@ class Hint:
     """Grid columns of 24; None: share what the line's set widths leave (12 when alone)."""
     height: int = 8
     by: tuple[str, ...] = ()
+    alert: Alert | None = None
+    """An alert on what the panel draws (``dashgen.rules.Alert``), written into the rules."""
 
     #: The instrument kinds this hint makes sense for; checked at build time.
     fits: frozenset[Kind] = field(default=frozenset(), init=False, repr=False)

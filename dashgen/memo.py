@@ -31,7 +31,7 @@ from dashgen.catalog import Catalog
 from dashgen.config import Config, remember_valid_table
 from dashgen.families import Family
 from dashgen.isolate import dumps_plain, loads_plain
-from dashgen.verify import dashboard_files, dashboards, promql
+from dashgen.verify import dashboard_files, dashboards, promql, rule_files
 from dashgen.verify.dashboard_files import (
     DashboardSet,
     LeftOut,
@@ -240,7 +240,7 @@ def remembered_dashboards(
         return read_dashboards(directory, root, exclude, allow_empty)
     code = [
         _stat(module.__file__ or "")
-        for module in (dashboards, dashboard_files, promql, promql_parser)
+        for module in (dashboards, dashboard_files, rule_files, promql, promql_parser)
     ]
     paths, notes = dashboard_paths(directory, exclude)
 

@@ -2,7 +2,8 @@
 
 - marker ``grafana_contract`` for the user's own contract tests;
 - session fixtures ``exported_families`` (what the code exports, through the real
-  pipeline) and ``dashboard_queries`` (every dashboard's parsed targets);
+  pipeline), ``dashboard_queries`` (every dashboard's parsed targets) and
+  ``rule_queries`` (every rule group's);
 - a ready-made contract test, switched on with one line of ini config::
 
       [tool.pytest.ini_options]
@@ -108,7 +109,18 @@ def exported_families(pytestconfig: pytest.Config) -> tuple[Family, ...]:
 
 @pytest.fixture(scope="session")
 def dashboard_queries(pytestconfig: pytest.Config) -> list[DashboardQueries]:
-    """Every dashboard's targets, PromQL parsed, from the configured dashboards dir."""
+    """Every dashboard's targets, PromQL parsed, from the configured dashboards dir (rule
+    groups there are left out: ``rule_queries`` has them)."""
+    return [group for group in _queries(pytestconfig) if not group.rules]
+
+
+@pytest.fixture(scope="session")
+def rule_queries(pytestconfig: pytest.Config) -> list[DashboardQueries]:
+    """Every rule group's rules (alerts and recording rules) as parsed targets."""
+    return [group for group in _queries(pytestconfig) if group.rules]
+
+
+def _queries(pytestconfig: pytest.Config) -> list[DashboardQueries]:
     from dashgen.verify.dashboard_files import read_dashboards
 
     dashgen = _dashgen_config(pytestconfig)

@@ -203,7 +203,7 @@ def test_dashboards_in_subfolders_configmaps_and_operator_resources(example: Pro
     assert report["summary"]["dashboards"] == 3
     assert report["info"] == [
         "dashboards/notes/values.yaml: YAML holding no Grafana dashboard (in a ConfigMap or "
-        "GrafanaDashboard), left out"
+        "GrafanaDashboard) and no rules, left out"
     ]
 
 

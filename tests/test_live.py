@@ -47,9 +47,9 @@ def test_example_passes_live(example: Project, engine: str) -> None:
     assert code == 0, report["live"]["findings"]
     assert report["summary"]["ok"]
     assert report["live"]["engine"] == engine
-    # Every panel query runs; the 7 variable queries (label_values) are no PromQL to run.
-    assert (report["live"]["queries"], report["summary"]["parsed"]) == (33, 40)
-    assert report["live"]["with_data"] == 33
+    # Every panel query and rule runs; the 7 variable queries (label_values) are no PromQL.
+    assert (report["live"]["queries"], report["summary"]["parsed"]) == (39, 46)
+    assert report["live"]["with_data"] == 39
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -172,9 +172,11 @@ def test_server_is_gone_after_a_failure_mid_run(
     monkeypatch.setattr(live_module, "run_queries", failing_queries)
     result = example.run("verify", "--live", "--engine", engine)
     assert result.exit_code == 130
-    assert len(started) == 1
-    with pytest.raises(ProcessLookupError):
-        os.kill(started[0], 0)
+    # One server evaluates the example's recording rule over the window, one serves queries.
+    assert len(started) == 2
+    for pid in started:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
 
 
 def test_live_servers_listen_on_loopback_only() -> None:

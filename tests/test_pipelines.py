@@ -263,7 +263,7 @@ def test_live_on_otlp_feeds_the_names_that_path_stores(example: Project, engine:
     result = example.run("verify", "--live", "--engine", engine, "--format", "json")
     assert result.exit_code == 0, result.stdout
     live = json.loads(result.stdout)["live"]
-    assert live["queries"] == 33 and live["findings"] == []
+    assert live["queries"] == 39 and live["findings"] == []
 
 
 @pytest.mark.parametrize("pipeline", ["prometheus-exporter", "otlp", "victoriametrics"])

@@ -14,11 +14,14 @@ USER_TEST = """
 import pytest
 
 @pytest.mark.grafana_contract
-def test_my_own_contract_check(exported_families, dashboard_queries):
+def test_my_own_contract_check(exported_families, dashboard_queries, rule_queries):
     names = {family.name for family in exported_families}
     assert "http_server_requests" in names
     assert sorted(d.file for d in dashboard_queries) == [
         "generated/http-api.json", "generated/job-worker.json", "generated/test-suite-health.json"
+    ]
+    assert [(g.file, len(g.targets)) for g in rule_queries] == [
+        ("generated/rules/test_quality.yaml", 6)
     ]
 """
 

@@ -279,7 +279,8 @@ BUILD_MESSAGES = {
     "filter-on-undeclared-label": "src/bad.py:3: dashboard 'Bad': filters by 'tenant', which "
     "none of its metrics declares in labels=[...]",
     "unsafe-folder": "src/bad.py:3: dashboard 'Bad': folder '../x' cannot be a directory of the "
-    "output dir: use 1-80 characters, no '/', '\\' or control characters, not 'provisioning'",
+    "output dir: use 1-80 characters, no '/', '\\' or control characters, not 'provisioning' "
+    "or 'rules'",
     "panel-on-undeclared-metric": "src/bad.py:3: panel 'P': queries 'made.here', which no "
     "declaration names",
 }
@@ -408,7 +409,8 @@ ROWS: list[BadInput] = [
         pyproject("[tool.dashgen]\nsources = 'src'\nouput = 'gen'\n"),
         f"{PROJECT}/pyproject.toml: [tool.dashgen]: has unknown keys ['ouput'] (known: baseline, "
         "cache, dashboards_path, datasource_default, datasource_uid, exclude, "
-        "exclude_dashboards, external, instruments, output, pipeline, prometheus_naming, "
+        "exclude_dashboards, external, grafana_alerting, instruments, output, pipeline, "
+        "prometheus_naming, "
         "prometheus_url, promote_resource_attributes, recorded, scrape, scrape_labels, "
         "scrape_variables, sources, test_paths, translation_strategy, unrecorded)",
     ),
@@ -1016,6 +1018,92 @@ ROWS: list[BadInput] = [
         "interrupted: nothing was written",
         exit_code=130,
     ),
+    # --- rules -----------------------------------------------------------------------------
+    BadInput(
+        "alert-on-undeclared-metric",
+        "rules",
+        "an `AlertRule` over a metric made in a function, which no module declares",
+        declaring(
+            "M = Counter('m')\ndef made():\n    return Gauge('hidden')\n"
+            "G = RuleGroup('g', [AlertRule('A', expr.current(made()), above=1)])"
+        ),
+        "src/bad.py:6: alert 'A': queries 'hidden', which no declaration names",
+    ),
+    BadInput(
+        "for-not-a-duration",
+        "rules",
+        "`for_='5 minutes'`",
+        declaring("M = Counter('m')\nA = AlertRule('A', expr.rate(M), above=1, for_='5 minutes')"),
+        "src/bad.py:4: alert 'A': for_= takes a Prometheus duration such as '5m' or '1h30m'",
+    ),
+    BadInput(
+        "duplicate-alert-in-group",
+        "rules",
+        "two alerts named `A` in one group",
+        declaring(
+            "M = Counter('m')\nG = RuleGroup('g', [AlertRule('A', expr.rate(M), above=1), "
+            "AlertRule('A', expr.rate(M), above=2)])"
+        ),
+        "src/bad.py:4: alert 'A': a second alert of that name in group 'g' (first at "
+        "src/bad.py:4): Prometheus would show them as one",
+    ),
+    BadInput(
+        "recording-name-not-level-metric-operation",
+        "rules",
+        "`RecordingRule(..., name='m_rate')`",
+        declaring("M = Counter('m')\nR = RecordingRule(expr.rate(M), name='m_rate')"),
+        "src/bad.py:4: recording rule 'm_rate': name= takes a level:metric:operation name "
+        "such as 'job:http_requests:rate5m'",
+    ),
+    BadInput(
+        "alert-without-threshold",
+        "rules",
+        "`Alert('Hot')` on a hint without thresholds",
+        declaring("M = Counter('m', hint=hints.Rate(alert=Alert('Hot')))"),
+        "src/bad.py:3: alert 'Hot': needs above= or below=, or thresholds on its hint to "
+        "alert in the red",
+    ),
+    BadInput(
+        "annotation-names-a-lost-label",
+        "rules",
+        "a summary naming `$labels.route`, which the hint's query sums away",
+        declaring(
+            "A = Alert('Hot', above=1, summary='{{ $labels.route }} hot')\n"
+            "M = Counter('m', labels=['route'], hint=hints.Rate(alert=A))"
+        ),
+        "src/bad.py:3: alert 'Hot': summary names $labels.route, which its series do not have "
+        "(they have none): Prometheus would write <no value>",
+    ),
+    BadInput(
+        "quantile-alert-past-the-buckets",
+        "rules",
+        "a p99 alert above 1000 on buckets that end at 10",
+        declaring(
+            "A = Alert('Slow', above=1000)\n"
+            "M = Histogram('m', unit='s', buckets=[1, 10], hint=hints.Quantiles(alert=A))"
+        ),
+        "src/bad.py:3: alert 'Slow': alerts on p99 past 1000, but the largest bucket bound is "
+        "10: the quantile never passes it, so the alert never fires (add buckets)",
+    ),
+    BadInput(
+        "alert-on-no-hint",
+        "rules",
+        "an `Alert` listed in a group but given to no hint",
+        declaring("M = Counter('m')\nG = RuleGroup('g', [Alert('Lonely', above=1)])"),
+        "src/bad.py:4: alert 'Lonely': is on no hint: give it to a hint (alert=...), or write "
+        "AlertRule(name, query, ...)",
+    ),
+    BadInput(
+        "panel-on-unlisted-recording-rule",
+        "rules",
+        "a `Panel` over `expr.recorded(R)` where no `RuleGroup` lists `R`",
+        declaring(
+            "M = Counter('m')\nR = RecordingRule(expr.rate(M))\n"
+            "D2 = Dashboard('Bad2', rows=[Row('r', [Panel('p', expr.recorded(R))])])"
+        ),
+        "src/bad.py:5: panel 'p': queries a recording rule that no RuleGroup lists: add the "
+        "rule to one",
+    ),
 ]
 SIGINT_ROW = BadInput(
     "ctrl-c-during-import",
@@ -1154,6 +1242,7 @@ def test_catalogue_is_complete() -> None:
         "files and sizes",
         "environment",
         "interruption",
+        "rules",
     }
 
 

@@ -137,6 +137,7 @@ def test_json_schema_keys_and_types() -> None:
         {
             "ok": bool,
             "dashboards": int,
+            "rule_groups": int,
             "targets": int,
             "parsed": int,
             "skipped": int,

@@ -71,7 +71,7 @@ def test_the_example_builds_verifies_and_draws_data_on_victoriametrics(
     assert report["findings"] == []
     # Fed as OTLP into VictoriaMetrics itself, every panel draws data.
     assert report["live"]["engine"] == "victoria-metrics"
-    assert (report["live"]["queries"], report["live"]["findings"]) == (33, [])
+    assert (report["live"]["queries"], report["live"]["findings"]) == (39, [])
 
 
 def test_a_rename_is_caught_on_victoriametrics(example: Project) -> None:

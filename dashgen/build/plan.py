@@ -11,9 +11,11 @@ from dashgen.build.identity import assign_ids
 from dashgen.catalog import Catalog, DashboardSpec, RowSpec
 from dashgen.declare import PanelSpec
 from dashgen.errors import DashgenError
-from dashgen.expr import Expr, Ratio, Scaled, Selection, selections
+from dashgen.expr import Expr, Ratio, Recorded, Scaled, Selection, selections
 from dashgen.families import Exported, ExportedMetric
 from dashgen.hints import Average, Current, Heatmap, Hint, Increase, Quantiles, Rate, Threshold
+from dashgen.query_checks import kept_keys
+from dashgen.rules import RECORDING_NAME, RULE_WINDOW
 from dashgen.units import panel_unit
 from dashgen.verify.dashboards import ref_id
 from dashgen.vocabulary import implied_base
@@ -149,7 +151,11 @@ def plan_dashboard(
                 panel = panels[index]
                 grid = GridPos(x=x, y=y, w=width, h=_look(panel).height)
                 if isinstance(panel, PanelSpec):
-                    planned.append(_custom_panel(ids[next(keys)], panel, grid, metrics, matchers))
+                    planned.append(
+                        _custom_panel(
+                            ids[next(keys)], panel, grid, metrics, matchers, scrape_variables
+                        )
+                    )
                 else:
                     metric, hint = panel
                     matched = matchers[metric.spec.name]
@@ -201,15 +207,16 @@ def _custom_panel(
     grid: GridPos,
     metrics: Mapping[str, ExportedMetric],
     matchers: Mapping[str, tuple[Matcher, ...]],
+    levels: Sequence[str],
 ) -> PanelPlan:
     """A ``Panel``: each query rendered from the metrics it names, as the export path
     stores them, filtered by the dashboard's variables."""
     targets = []
     for index, expression in enumerate(spec.exprs):
         first = selections(expression)[0]
-        by = _grouping(metrics[first.metric], first.by).labels
+        by = grouping(metrics[first.metric], kept_keys(expression)).labels
         legend = spec.legend if spec.legend is not None else _legend(by, spec.title)
-        expr = _render(expression, metrics, matchers)
+        expr = render_query(expression, metrics, matchers, levels)
         instant = spec.style in ("gauge", "bargauge")
         targets.append(TargetPlan(ref_id(index), expr, legend, instant=instant))
     thresholds = tuple(sorted(spec.thresholds, key=lambda step: step[0]))
@@ -226,35 +233,94 @@ def _custom_panel(
     )
 
 
-def _render(
+def render_query(
     expression: Expr,
     metrics: Mapping[str, ExportedMetric],
     matchers: Mapping[str, tuple[Matcher, ...]],
+    levels: Sequence[str],
+    window: str | None = None,
+    keep: bool = False,
 ) -> str:
+    """The PromQL of ``expression``. ``levels``: the scrape's labels (``job``,
+    ``instance``), which recording rules keep, for dashboards to filter their output by.
+    For a rule, ``window`` replaces Grafana's windows; ``keep`` keeps the levels in every
+    aggregation (a recording rule)."""
+    kept = levels if keep else ()
     match expression:
         case Selection():
             metric = metrics[expression.metric]
             where = []
             for key, regex in expression.where:
                 stored = metric.labels[key]
-                if not _LEGACY_LABEL.fullmatch(stored):
-                    raise DashgenError(
-                        metric.spec.where,
-                        f"a panel filters it by '{key}', stored as '{stored}', which a PromQL "
-                        "matcher before Prometheus 3 cannot name",
-                    )
-                where.append((stored, _quoted(regex)))
+                # A label stored dotted is only in stores that take Prometheus 3's quoted
+                # matcher (VictoriaMetrics too); by (...) is another matter (see _Grouping).
+                label = stored if _LEGACY_LABEL.fullmatch(stored) else f'"{_quoted(stored)}"'
+                where.append((label, _quoted(regex)))
             chosen = selector(metric.value_sample, (*matchers[metric.spec.name], *where))
-            grouping = _grouping(metric, expression.by)
+            grouped = grouping(metric, expression.by)
             if expression.function == "current":
-                return grouping.agg(expression.agg, chosen)
-            return grouping.agg("sum", f"{expression.function}({chosen}[{expression.window}])")
+                return grouped.agg(expression.agg, chosen, kept)
+            span = _window(expression.window, window)
+            return grouped.agg("sum", f"{expression.function}({chosen}[{span}])", kept)
         case Ratio():
-            numerator = _render(expression.numerator, metrics, matchers)
-            denominator = _render(expression.denominator, metrics, matchers)
+            numerator = render_query(expression.numerator, metrics, matchers, levels, window, keep)
+            denominator = render_query(
+                expression.denominator, metrics, matchers, levels, window, keep
+            )
             return f"({numerator}) / ({denominator})"
         case Scaled():
-            return f"({_render(expression.expr, metrics, matchers)}) / {expression.divisor:g}"
+            inner = render_query(expression.expr, metrics, matchers, levels, window, keep)
+            return f"({inner}) / {expression.divisor:g}"
+        case Recorded():
+            return _render_recorded(expression, metrics, matchers, levels)
+
+
+def _window(declared: str, rule_window: str | None) -> str:
+    return rule_window if rule_window is not None and declared.startswith("$") else declared
+
+
+def _render_recorded(
+    expression: Recorded,
+    metrics: Mapping[str, ExportedMetric],
+    matchers: Mapping[str, tuple[Matcher, ...]],
+    levels: Sequence[str],
+) -> str:
+    """A recording rule's output, re-aggregated, filtered by the matchers of the metric it
+    is computed from on the labels the rule keeps."""
+    first = metrics[selections(expression.source)[0].metric]
+    kept = {*levels, *grouping(first, kept_keys(expression.source)).labels}
+    chosen = [(label, regex) for label, regex in matchers[first.spec.name] if label in kept]
+    name = recording_name(expression.source, expression.name, metrics, levels)
+    return grouping(first, expression.by).agg(expression.agg, selector(name, chosen))
+
+
+def recording_name(
+    source: Expr,
+    name: str | None,
+    metrics: Mapping[str, ExportedMetric],
+    levels: Sequence[str],
+) -> str:
+    """``level:metric:operation`` (Prometheus' convention): the labels the rule keeps, the
+    sample it reads (``_total`` dropped, as the convention says for rates), and what it
+    does (``rate5m``, ``increase1h``, ``max``)."""
+    if name is not None:
+        return name
+    assert isinstance(source, Selection)  # the declaration requires a name otherwise
+    metric = metrics[source.metric]
+    level = "_".join([*levels, *grouping(metric, source.by).labels]) or "all"
+    stem = re.sub(r"[^a-zA-Z0-9_]", "_", metric.value_sample.removesuffix("_total"))
+    if source.function == "current":
+        operation: str = source.agg
+    else:
+        operation = f"{source.function}{_window(source.window, RULE_WINDOW)}"
+    named = f"{level}:{stem}:{operation}"
+    if not RECORDING_NAME.fullmatch(named):
+        raise DashgenError(
+            metric.spec.where,
+            f"a recording rule over it would be named '{named}', no level:metric:operation "
+            "name: give the rule name=",
+        )
+    return named
 
 
 def _variables(
@@ -380,7 +446,7 @@ class _Grouping:
         )
 
 
-def _grouping(metric: ExportedMetric, attributes: Sequence[str]) -> _Grouping:
+def grouping(metric: ExportedMetric, attributes: Sequence[str]) -> _Grouping:
     labels: list[str] = []
     copies: list[tuple[str, str]] = []
     for attribute in attributes:
@@ -401,6 +467,12 @@ def _grouping(metric: ExportedMetric, attributes: Sequence[str]) -> _Grouping:
     return _Grouping(tuple(labels), tuple(copies))
 
 
+def hint_targets(metric: ExportedMetric, hint: Hint) -> tuple[TargetPlan, ...]:
+    """The queries of a hint's panel, filtered by no dashboard's variables: what an alert
+    on the hint watches."""
+    return _panel(0, metric, hint, GridPos(0, 0, GRID_WIDTH, hint.height)).targets
+
+
 def _legend(labels: Sequence[str], fallback: str, prefix: str = "") -> str:
     """``{{route}} {{code}}`` for grouped series, else the fallback; prefixed if asked."""
     text = " ".join(f"{{{{{label}}}}}" for label in labels) if labels else fallback
@@ -415,8 +487,8 @@ def _panel(
     matchers: Sequence[Matcher] = (),
 ) -> PanelPlan:
     spec = metric.spec
-    grouping = _grouping(metric, hint.by)
-    by = grouping.labels
+    grouped = grouping(metric, hint.by)
+    by = grouped.labels
     legend = hint.legend if hint.legend is not None else _legend(by, spec.name)
     base_unit = panel_unit(spec.unit, "short")
     kind: PanelKind = "timeseries"
@@ -430,16 +502,16 @@ def _panel(
         case Rate():
             title_suffix = "per second"
             unit = _RATE_UNITS.get(spec.unit, "ops")
-            expr = grouping.agg("sum", f"rate({value}[$__rate_interval])")
+            expr = grouped.agg("sum", f"rate({value}[$__rate_interval])")
             targets = (TargetPlan("A", expr, legend),)
         case Increase():
             title_suffix = "in range"
             kind = "stat"
-            expr = grouping.agg("sum", f"increase({value}[$__range])")
+            expr = grouped.agg("sum", f"increase({value}[$__range])")
             targets = (TargetPlan("A", expr, legend, instant=True),)
         case Quantiles():
             title_suffix = "/".join(f"p{q * 100:g}" for q in hint.quantiles)
-            buckets = grouping.agg("sum", f"rate({bucket}[$__rate_interval])", first=["le"])
+            buckets = grouped.agg("sum", f"rate({bucket}[$__rate_interval])", first=["le"])
             targets = tuple(
                 TargetPlan(
                     ref_id(i),
@@ -455,14 +527,14 @@ def _panel(
             targets = (TargetPlan("A", expr, "{{le}}", heatmap=True),)
         case Average():
             title_suffix = "average"
-            sums = grouping.agg("sum", f"rate({total}[$__rate_interval])")
-            count = grouping.agg("sum", f"rate({value}[$__rate_interval])")
+            sums = grouped.agg("sum", f"rate({total}[$__rate_interval])")
+            count = grouped.agg("sum", f"rate({value}[$__rate_interval])")
             expr = f"{sums} / {count}"
             targets = (TargetPlan("A", expr, legend),)
         case Current():
             title_suffix = ""
             kind = hint.style
-            expr = grouping.agg(hint.agg, value)
+            expr = grouped.agg(hint.agg, value)
             instant = hint.style in ("gauge", "bargauge")
             targets = (TargetPlan("A", expr, legend, instant=instant),)
         case _:

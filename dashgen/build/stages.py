@@ -1,5 +1,5 @@
-"""``dashgen build`` as its stages: catalog -> export path -> plan -> render (-> write at the
-edge)."""
+"""``dashgen build`` as its stages: catalog -> export path -> plan (dashboards, rules) ->
+render (-> write at the edge)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from dashgen.build.identity import LOCK, declared, render_lock
 from dashgen.build.plan import plan_dashboards
 from dashgen.build.render import render_dashboard, render_provisioning
+from dashgen.build.rule_files import GRAFANA_ALERTING, render_grafana_alerting, render_rule_file
+from dashgen.build.rule_tests import rule_tests
+from dashgen.build.rules import plan_rules
 from dashgen.catalog import Catalog
 from dashgen.config import Config
 from dashgen.families import Exported
@@ -29,6 +32,14 @@ def generate(config: Config, catalog: Catalog | None = None) -> BuildResult:
     plans = plan_dashboards(catalog, exported, config.scrape_variables)
     files = {plan.path: render_dashboard(plan) for plan in plans}
     files[LOCK] = render_lock(catalog)
+    groups = plan_rules(catalog, exported, config.scrape_variables)
+    for group in groups:
+        files[group.path] = render_rule_file(group)
+        tests = rule_tests(group, exported.metrics)
+        if tests is not None:
+            files[group.test_path] = tests
+    if config.grafana_alerting and any(group.alerts for group in groups):
+        files[GRAFANA_ALERTING] = render_grafana_alerting(groups, config.datasource_uid)
     files.update(
         render_provisioning(
             prometheus_url=config.prometheus_url,

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Literal
 
 from dashgen.build.identity import LOCK
+from dashgen.build.rules import RULES_DIR
 from dashgen.errors import DashgenError
 
 DriftKind = Literal["stale", "missing", "orphan"]
@@ -100,11 +101,17 @@ def owned(relative: str) -> bool:
         return top.endswith(".json") or top == LOCK
     if top == "provisioning":
         return rest.endswith((".yaml", ".yml"))
+    if top == RULES_DIR:  # rule files, and their promtool tests in rules/tests/
+        name = rest.removeprefix("tests/")
+        return "/" not in name and name.endswith(".yaml")
     return "/" not in rest and rest.endswith(".json")  # a dashboard in a folder's subdir
 
 
 def _is_dashboard(relative: str) -> bool:
-    return relative.endswith(".json") and not relative.startswith("provisioning/")
+    return relative.endswith(".json") and relative.partition("/")[0] not in (
+        "provisioning",
+        RULES_DIR,
+    )
 
 
 def real_dir(out_dir: Path) -> Path:

@@ -37,15 +37,17 @@ _LABEL_VALUES = 2
 
 
 def label_sets(spec: MetricSpec) -> list[dict[str, str]]:
-    """Two attribute sets per declaration: every label takes two values, its declared real
-    ones (``values=``) where it has them."""
+    """Two attribute sets per declaration, or one per declared real value (``values=``) of
+    the label with the most, so that a matcher on any of them finds its series; a label
+    without real values takes made-up ones."""
     real = dict(spec.label_values)
 
     def value(label: str, k: int) -> str:
         known = real.get(label)
         return known[k % len(known)] if known else f"{label}-{k}"
 
-    return [{label: value(label, k) for label in spec.labels} for k in range(_LABEL_VALUES)]
+    count = max([_LABEL_VALUES, *(len(values) for values in real.values())])
+    return [{label: value(label, k) for label in spec.labels} for k in range(count)]
 
 
 class _Feeder:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from dashgen.errors import DashgenError
 from dashgen.families import Family
 from dashgen.live.feed import as_stored_by, feed_catalog, feed_otlp
+from dashgen.live.scrape import Series
 from dashgen.live.tsdb import (
     Engine,
     ExistingEndpoint,
@@ -29,7 +30,7 @@ from dashgen.live.tsdb import (
 )
 from dashgen.pipelines import Pipeline, PipelineName
 from dashgen.verify.contract import LEGEND_LABEL, Finding
-from dashgen.verify.dashboards import DashboardQueries, ParsedTarget
+from dashgen.verify.dashboards import ALERT_RULE, RECORDING_RULE, DashboardQueries, ParsedTarget
 
 if TYPE_CHECKING:
     from dashgen.catalog import Catalog
@@ -137,20 +138,34 @@ def run_queries(
     ]
     outcomes = []
     for done, (dashboard, parsed) in enumerate(targets, start=1):
-        query = interpolate(parsed.target.expr, {**window.builtins(), **dashboard.values})
+        text, must_draw = _what_runs(parsed)
+        query = interpolate(text, {**window.builtins(), **dashboard.values})
         result = engine.query_range(query, window.start_s, window.end_s, window.step_s)
         findings = list(_kind_findings(parsed, types))
         if result.status == "error":
             message = f"the server rejects the query: {result.error}"
             findings.append(_finding(parsed, QUERY_ERROR, query, message, _ERROR_HINT))
         elif not result.series or result.values_count == 0:
-            message = "returns no data over the window"
-            findings.append(_finding(parsed, NO_DATA, query, message, _NO_DATA_HINT))
+            if must_draw:
+                message = "returns no data over the window"
+                findings.append(_finding(parsed, NO_DATA, query, message, _NO_DATA_HINT))
         else:
             findings += _legend_findings(parsed, result.series)
         outcomes.append(TargetOutcome(parsed, query, len(result.series), tuple(findings)))
         progress(done, len(targets))
     return tuple(outcomes)
+
+
+def _what_runs(parsed: ParsedTarget) -> tuple[str, bool]:
+    """The query to run and whether it must return data. An alert's ``x > 0.1`` has no
+    series while it does not fire, so the ``x`` it watches runs instead, and must draw; an
+    alert of any other form only has to run."""
+    target = parsed.target
+    if target.place != ALERT_RULE:
+        return target.expr, True
+    assert parsed.refs is not None
+    compared = parsed.refs.compared
+    return (target.expr, False) if compared is None else (compared, True)
 
 
 def _finding(parsed: ParsedTarget, kind: str, subject: str, message: str, hint: str) -> Finding:
@@ -209,10 +224,17 @@ LIVE_STEP_S = 15
 ENGINES = {"prometheus": PrometheusServer, "victoria-metrics": VictoriaMetricsServer}
 
 
-def _embedded_engine(catalog: Catalog, pipeline: Pipeline, engine: str, end_ms: int) -> LocalServer:
+def _embedded_engine(
+    catalog: Catalog,
+    pipeline: Pipeline,
+    engine: str,
+    end_ms: int,
+    recorded: Sequence[Series] = (),
+) -> LocalServer:
     """The embedded server, not yet started, with the catalog's history along the path the
     app deploys: OTLP into VictoriaMetrics itself for ``victoriametrics``; for the others,
-    the pull exporter's samples under the names that path stores."""
+    the pull exporter's samples under the names that path stores; and ``recorded``, what
+    the recording rules wrote over the window."""
     window = {"scrapes": LIVE_SCRAPES, "step_s": LIVE_STEP_S, "end_ms": end_ms}
     if pipeline.name is PipelineName.VICTORIAMETRICS:
         if engine != "victoria-metrics":
@@ -221,10 +243,34 @@ def _embedded_engine(catalog: Catalog, pipeline: Pipeline, engine: str, end_ms: 
             )
         otlp = feed_otlp(catalog.metrics, **window)
         return OtlpVictoriaMetricsServer(
-            (), prometheus_naming=pipeline.prometheus_naming, otlp=otlp
+            recorded, prometheus_naming=pipeline.prometheus_naming, otlp=otlp
         )
     series = as_stored_by(feed_catalog(catalog.metrics, **window), catalog.metrics, pipeline)
-    return ENGINES[engine](series)
+    return ENGINES[engine]([*series, *recorded])
+
+
+def _recording_rules(dashboards: Sequence[DashboardQueries]) -> list[ParsedTarget]:
+    return [
+        parsed
+        for dashboard in dashboards
+        for parsed in dashboard.targets
+        if parsed.target.place == RECORDING_RULE and parsed.refs is not None
+    ]
+
+
+def recorded_series(server: Engine, rules: Sequence[ParsedTarget], window: Window) -> list[Series]:
+    """What each recording rule writes over the window, as Prometheus would: the rule's
+    expression evaluated at every step, stored under the rule's name. The embedded server
+    holds a window in the past, where its own rule evaluation (from now on) never reaches."""
+    series = []
+    for parsed in rules:
+        name = parsed.target.panel
+        result = server.query_range(parsed.target.expr, window.start_s, window.end_s, window.step_s)
+        for labels, values in zip(result.series, result.values, strict=False):
+            kept = tuple(sorted((k, v) for k, v in labels.items() if k != "__name__"))
+            points = tuple((round(at * 1000), value) for at, value in values)
+            series.append(Series(name, "gauge", name, kept, points))
+    return series
 
 
 def run_live(
@@ -234,8 +280,11 @@ def run_live(
     options: LiveOptions,
     progress: Callable[[int, int], None],
     pipeline: Pipeline,
+    other_rules: Sequence[DashboardQueries] = (),
 ) -> LiveResult:
-    """Embedded server fed from the catalog, or an existing endpoint over its last hour."""
+    """Embedded server fed from the catalog, or an existing endpoint over its last hour.
+    ``other_rules``: rule groups whose recording rules the dashboards may read, not checked
+    here themselves (the build's, beside hand-written dashboards)."""
     timings: dict[str, float] = {}
     if options.url is not None:
         end = time.time()
@@ -260,6 +309,11 @@ def run_live(
     engine = options.engine or ("victoria-metrics" if on_vm else "prometheus")
     with stopwatch(timings, "ingest"):
         embedded = _embedded_engine(catalog, pipeline, engine, end_ms)
+    rules = _recording_rules([*dashboards, *other_rules])
+    if rules:
+        with stopwatch(timings, "start"), embedded as first:
+            recorded = recorded_series(first, rules, window)
+        embedded = _embedded_engine(catalog, pipeline, engine, end_ms, recorded)
     with ExitStack() as stack:
         with stopwatch(timings, "start"):
             server = stack.enter_context(embedded)

@@ -29,10 +29,17 @@ from functools import cached_property
 from typing import NamedTuple
 
 from dashgen.errors import DashgenError
-from dashgen.families import Family
+from dashgen.families import RECORDED, Family
 from dashgen.units import contradiction, unit_from_name
 from dashgen.verify.accepted import ContractRules, ExternalMetric
-from dashgen.verify.dashboards import PANEL, VARIABLE, DashboardQueries, ParsedTarget, Target
+from dashgen.verify.dashboards import (
+    PANEL,
+    RULES,
+    VARIABLE,
+    DashboardQueries,
+    ParsedTarget,
+    Target,
+)
 from dashgen.verify.promql import PLACEHOLDER, QueryRefs, Selector
 from dashgen.verify.regex import Pattern, RegexError, compile_regex, examples
 
@@ -146,6 +153,7 @@ class VerifyResult:
     skipped: int
     skipped_reasons: Mapping[str, int]
     info: tuple[str, ...]
+    rule_groups: int = 0
 
     @property
     def ok(self) -> bool:
@@ -191,7 +199,8 @@ def check_contract(
     checker.join_renames()
     return VerifyResult(
         findings=tuple(sorted(checker.findings, key=Finding.sort_key)),
-        dashboards=sum(dash.error is None for dash in dashboards),
+        dashboards=sum(dash.error is None and not dash.rules for dash in dashboards),
+        rule_groups=sum(dash.rules for dash in dashboards),
         targets=targets,
         parsed=parsed,
         skipped=sum(skipped_reasons.values()),
@@ -488,7 +497,7 @@ class _Checker:
             matched_exclusions |= exclusion
             if (
                 exclusion
-                or family.type == "info"
+                or family.type in ("info", RECORDED)
                 or "target_info" in family.samples
                 or any(s in self.used for s in family.samples)
                 or any(self.exported.is_external(s) for s in family.samples)
@@ -547,9 +556,9 @@ class _Checker:
 
     def _read(self, target: Target, samples: set[str]) -> None:
         """``target`` reads these samples; a variable's query (the options of a ``job``
-        menu) shows none of them, so it puts no family on the dashboard."""
+        menu) and a rule show none of them, so they put no family on a dashboard."""
         self._samples_read.update(samples)
-        if target.place != VARIABLE:
+        if target.place != VARIABLE and target.place not in RULES:
             self.used.update(samples)
 
     def _resolve_name(
@@ -681,11 +690,16 @@ class _Checker:
                     if possible
                     else f"keep `{label}` in the aggregation: sum by ({label}) (...)"
                 )
+                uses = (
+                    f"an annotation uses {{{{ $labels.{label} }}}}"
+                    if target.place in RULES
+                    else f"legend uses {{{{{label}}}}}"
+                )
                 self._add(
                     target,
                     LEGEND_LABEL,
                     label,
-                    f"legend uses {{{{{label}}}}}, which the result cannot have: {keeps}",
+                    f"{uses}, which the result cannot have: {keeps}",
                     hint,
                 )
 
@@ -742,4 +756,6 @@ def _dead_branches(
 
 
 def _where(target: Target) -> str:
+    if target.place in RULES:
+        return f"{target.file}: {target.place} {target.panel!r}"
     return f"{target.file}: panel {target.panel!r} refId {target.ref_id}"

@@ -27,11 +27,15 @@ from dashgen.verify.dashboards import (
     read_dashboard,
     shown_path,
 )
+from dashgen.verify.rule_files import rule_groups
 
 _JSON = (".json",)
 _YAML = (".yaml", ".yml")
-#: Keys of Grafana's own provisioning files, which sit beside dashboards (and in generated/).
-_PROVISIONING_KEYS = frozenset({"providers", "datasources", "deleteDatasources"})
+#: Keys of files that sit beside dashboards (and in generated/) and hold no query: Grafana's
+#: own provisioning, and promtool's rule tests.
+_COMPANION_KEYS = frozenset(
+    {"providers", "datasources", "deleteDatasources", "rule_files", "contactPoints", "policies"}
+)
 
 
 @dataclass(frozen=True)
@@ -168,6 +172,9 @@ def _read_yaml(path: Path, file: str) -> tuple[list[DashboardQueries], LeftOut |
     found: list[DashboardQueries] = []
     held = False
     for document in documents:
+        groups = rule_groups(document, file)
+        held = held or bool(groups)
+        found.extend(groups)
         for name, text in _held_dashboards(document):
             held = True
             entry = f"{file}#{name}"
@@ -175,9 +182,12 @@ def _read_yaml(path: Path, file: str) -> tuple[list[DashboardQueries], LeftOut |
                 found.append(dashboard_queries(load_dashboard(text, entry), entry))
             except DashgenError as error:
                 found.append(_unreadable(entry, error.message))
-    if held or all(_is_provisioning(document) for document in documents):
+    if held or all(_is_companion(document) for document in documents):
         return found, None
-    return [], (file, "YAML holding no Grafana dashboard (in a ConfigMap or GrafanaDashboard)")
+    return [], (
+        file,
+        "YAML holding no Grafana dashboard (in a ConfigMap or GrafanaDashboard) and no rules",
+    )
 
 
 def _held_dashboards(document: object) -> Iterator[tuple[str, str]]:
@@ -213,5 +223,10 @@ def _looks_like_json(value: str) -> bool:
     return isinstance(data, dict) and ("panels" in data or "rows" in data)
 
 
-def _is_provisioning(document: object) -> bool:
-    return isinstance(document, dict) and bool(_PROVISIONING_KEYS & document.keys())
+def _is_companion(document: object) -> bool:
+    """Grafana provisioning (its alerting files have ``apiVersion`` and ``groups``) or a
+    promtool test."""
+    if not isinstance(document, dict):
+        return False
+    alerting = "apiVersion" in document and "groups" in document
+    return alerting or bool(_COMPANION_KEYS & document.keys())

@@ -76,6 +76,9 @@ PANEL = "panel"
 LIBRARY_PANEL = "library panel"
 VARIABLE = "variable"
 ANNOTATION = "annotation"
+ALERT_RULE = "alert rule"
+RECORDING_RULE = "recording rule"
+RULES = (ALERT_RULE, RECORDING_RULE)
 
 
 @dataclass(frozen=True)
@@ -83,8 +86,9 @@ class Target:
     """One query a dashboard runs, with where it comes from for reports.
 
     ``place`` says what holds it: a panel (``panel`` is its title), a library panel kept
-    in the file, a template variable or an annotation (``panel`` is its name). A
-    variable's ``expr`` is its query as Grafana takes it (``label_values(x, route)``).
+    in the file, a template variable, an annotation, an alert or a recording rule
+    (``panel`` is its name). A variable's ``expr`` is its query as Grafana takes it
+    (``label_values(x, route)``).
     """
 
     file: str
@@ -147,6 +151,8 @@ class DashboardQueries:
     """Template variable -> the value a live query uses: its All value, else its first."""
     error: str | None = None
     """Why the file (or the entry of a YAML file) could not be read; nothing else is set."""
+    rules: bool = False
+    """A rule group (its "panels" are rules), not a dashboard."""
 
 
 def read_dashboard(path: Path, root: Path) -> DashboardQueries:

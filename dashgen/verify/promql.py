@@ -101,6 +101,9 @@ class QueryRefs:
     """Which labels the query's result series can have; ``None`` when not worked out."""
     measured: Measured | None = None
     """What the result's values measure, where the query's shape says it plainly."""
+    compared: str | None = None
+    """For ``x > 0.1`` (an alert's usual form): ``x``, the query compared with a number,
+    which has data even while the comparison filters every series out."""
 
 
 @dataclass(frozen=True)
@@ -474,7 +477,21 @@ def extract_refs(expr: str) -> QueryRefs:
         ),
         result=result_labels(ast),
         measured=measured(ast),
+        compared=_compared(ast),
     )
+
+
+_COMPARISONS = frozenset({">", ">=", "<", "<=", "==", "!="})
+
+
+def _compared(node: Expr) -> str | None:
+    if not isinstance(node, BinaryExpr) or str(node.op) not in _COMPARISONS:
+        return None
+    if isinstance(node.rhs, NumberLiteral):
+        return str(node.lhs)
+    if isinstance(node.lhs, NumberLiteral):
+        return str(node.rhs)
+    return None
 
 
 # Functions whose result is in the unit of the series they read.

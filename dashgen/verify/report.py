@@ -65,6 +65,7 @@ def to_json(result: VerifyResult, live: LiveResult | None = None) -> str:
         "summary": {
             "ok": result.ok,
             "dashboards": result.dashboards,
+            "rule_groups": result.rule_groups,
             "targets": result.targets,
             "parsed": result.parsed,
             "skipped": result.skipped,
@@ -198,6 +199,7 @@ def _summary(result: VerifyResult) -> Text:
     counts = ", ".join(
         (
             _plural(result.dashboards, "dashboard"),
+            *([_plural(result.rule_groups, "rule group")] if result.rule_groups else []),
             _plural(result.targets, "target"),
             f"{result.parsed} parsed",
             f"{result.skipped} skipped" + (f" ({reasons})" if reasons else ""),

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dashgen.build.identity import declared
+from dashgen.build.rules import RULES_DIR
 from dashgen.build.write import Drift, diff_digests, owned
 from dashgen.catalog import Catalog
 from dashgen.config import Config
@@ -42,8 +43,9 @@ from dashgen.verify.contract import (
     VerifyResult,
     check_contract,
 )
-from dashgen.verify.dashboard_files import read_dashboards
+from dashgen.verify.dashboard_files import read_dashboards, read_file
 from dashgen.verify.dashboards import DashboardQueries
+from dashgen.verify.rule_files import recorded_families
 
 if TYPE_CHECKING:
     from dashgen.live.stages import LiveResult
@@ -165,6 +167,8 @@ def verify(
     dashboards = found.dashboards
     recording = exported_recording(config, config.recorded) if config.recorded else None
     families = code.families if recording is None else learn_labels(code.families, recording)
+    generated_rules = _generated_rules(config, is_output)
+    families = (*families, *recorded_families([*dashboards, *generated_rules]))
     static = check_contract(dashboards, families, code.rules(config), found.notes)
     if recording is not None:
         coverage = measure(code.instruments, recording, dashboards, config.unrecorded)
@@ -181,8 +185,20 @@ def verify(
     catalog = code.catalog
     if catalog is not None and recording is not None:
         catalog = with_recorded_values(catalog, recording)
-    outcome = run_live(catalog, code.families, dashboards, live, progress, config.pipeline)
+    outcome = run_live(
+        catalog, code.families, dashboards, live, progress, config.pipeline, generated_rules
+    )
     return Verified(static, outcome)
+
+
+def _generated_rules(config: Config, is_output: bool) -> list[DashboardQueries]:
+    """The build's rule groups, whose recording rules hand-written dashboards may query
+    (when the output dir itself is checked, its rules are read with its dashboards)."""
+    rules_dir = config.output / RULES_DIR
+    if is_output or not rules_dir.is_dir():
+        return []
+    found = (read_file(path, config.root)[0] for path in sorted(rules_dir.glob("*.yaml")))
+    return [group for groups in found for group in groups if group.rules]
 
 
 def with_other_pipelines(result: VerifyResult, catalog: Catalog, ours: Pipeline) -> VerifyResult:
