@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import TypedDict, Unpack
 
 from dashgen.declare import _caller_origin, _Checked, _subject, describe_value
 from dashgen.errors import DashgenError
@@ -167,10 +168,22 @@ class _Rule:
         return float(value)
 
 
+class AlertOptions(TypedDict, total=False):
+    """What every alert takes besides its name, its query and its threshold."""
+
+    for_: str
+    severity: str
+    summary: str
+    description: str
+    runbook: str | None
+    labels: Mapping[str, str] | None
+
+
 class Alert:
     """An alert on the value a panel draws: give it to a hint (``alert=``) and list it in
     a ``RuleGroup`` (else it goes to a group named after its file). It fires when the hint's
-    query is ``above`` or ``below`` a value, or else in the hint's red threshold band."""
+    query is ``above`` or ``below`` a value, or else in the hint's red threshold band;
+    ``window`` replaces the hint's Grafana windows (``$__rate_interval``)."""
 
     def __init__(
         self,
@@ -178,13 +191,8 @@ class Alert:
         *,
         above: float | None = None,
         below: float | None = None,
-        for_: str = "5m",
-        severity: str = "warning",
-        summary: str = "",
-        description: str = "",
-        runbook: str | None = None,
-        labels: Mapping[str, str] | None = None,
         window: str = RULE_WINDOW,
+        **options: Unpack[AlertOptions],
     ) -> None:
         rule = _Rule("alert", name)
         check = rule.check
@@ -192,12 +200,12 @@ class Alert:
             name=check.text("name", name),
             above=rule.threshold("above", above),
             below=rule.threshold("below", below),
-            for_=rule.duration("for_", for_),
-            severity=check.text("severity", severity),
-            summary=check.text("summary", summary),
-            description=check.text("description", description),
-            runbook=check.text("runbook", runbook, optional=True),
-            labels=rule.labels(labels or {}),
+            for_=rule.duration("for_", options.get("for_", "5m")),
+            severity=check.text("severity", options.get("severity", "warning")),
+            summary=check.text("summary", options.get("summary", "")),
+            description=check.text("description", options.get("description", "")),
+            runbook=check.text("runbook", options.get("runbook"), optional=True),
+            labels=rule.labels(options.get("labels") or {}),
             window=rule.duration("window", window),
             file=rule.file,
             line=rule.line,
@@ -212,7 +220,8 @@ class Alert:
 
 
 class AlertRule(Alert):
-    """An alert on a query written with ``dashgen.expr`` (a ratio, an SLO burn rate)."""
+    """An alert on a query written with ``dashgen.expr`` (a ratio, an SLO burn rate); its
+    rates take their own ``window=``."""
 
     def __init__(
         self,
@@ -221,24 +230,9 @@ class AlertRule(Alert):
         *,
         above: float | None = None,
         below: float | None = None,
-        for_: str = "5m",
-        severity: str = "warning",
-        summary: str = "",
-        description: str = "",
-        runbook: str | None = None,
-        labels: Mapping[str, str] | None = None,
+        **options: Unpack[AlertOptions],
     ) -> None:
-        super().__init__(
-            name,
-            above=above,
-            below=below,
-            for_=for_,
-            severity=severity,
-            summary=summary,
-            description=description,
-            runbook=runbook,
-            labels=labels,
-        )
+        super().__init__(name, above=above, below=below, **options)
         check = _Checked((self.spec.file, self.spec.line), _subject("alert", name))
         if not isinstance(expr, Expr):
             raise check.fail(f"expr takes a dashgen.expr query, got {describe_value(expr)}")

@@ -366,6 +366,8 @@ def test_each_finding_kind_on_a_hand_written_rule_file(shop: Project) -> None:
             annotations: {summary: "{{ $labels.http_route }} fails"}
           - alert: Broken
             expr: sum(rate(shop_requests_total[5m]) > 1
+          - alert: NoMatch
+            expr: count({__name__=~"shop_orderz.*"}) > 1
           - record: route:stock:min
             expr: min by (warehouse) (shop_stock)
           - alert: OnRecorded
@@ -379,6 +381,7 @@ def test_each_finding_kind_on_a_hand_written_rule_file(shop: Project) -> None:
         ("unknown-label", "NoSuchLabel", "region"),
         ("legend-label-missing", "LostLabel", "http_route"),
         ("unparsable-query", "Broken", "sum(rate(shop_requests_total[5m]) > 1"),
+        ("unmatched-regex", "NoMatch", "shop_orderz.*"),
         ("unknown-label", "OnRecorded", "zone"),
     }
     renamed = next(f for f in report["findings"] if f["panel"] == "Renamed")
