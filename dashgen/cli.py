@@ -353,6 +353,16 @@ def verify(
             show_default=False,
         ),
     ] = None,
+    exporter_version: Annotated[
+        str | None,
+        typer.Option(
+            "--exporter-version",
+            help="Also report every query whose names change with this version of "
+            "opentelemetry-exporter-prometheus (installed once into a venv of its own under "
+            ".dashgen/), before you upgrade [default: [tool.dashgen] exporter_version].",
+            show_default=False,
+        ),
+    ] = None,
     write_baseline: Annotated[
         Path | None,
         typer.Option(
@@ -383,6 +393,7 @@ def verify(
             pipeline=pipeline,
             exclude_dashboards=exclude,
             baseline=baseline.resolve() if baseline else None,
+            exporter_version=exporter_version,
             cache=False if no_cache else None,
         )
         if write_baseline is not None:

@@ -32,6 +32,9 @@ class Config:
     recording rules keep)."""
     grafana_alerting: bool = False
     """Also write the alerts as Grafana-managed rules (``provisioning/alerting/``)."""
+    exporter_version: str | None = None
+    """verify: also report every query whose names change with this version of the pull
+    exporter (``opentelemetry-exporter-prometheus``), before an upgrade."""
     dashboards_path: str = "/var/lib/grafana/dashboards/dashgen"
     instruments: str | None = None
     scrape: str | None = None
@@ -113,6 +116,7 @@ def load_config(start: Path, overrides: Mapping[str, Any] | None = None) -> Conf
         datasource_default=table.get("datasource_default", Config.datasource_default),
         scrape_variables=tuple(table.get("scrape_variables", Config.scrape_variables)),
         grafana_alerting=table.get("grafana_alerting", Config.grafana_alerting),
+        exporter_version=table.get("exporter_version"),
         dashboards_path=table.get("dashboards_path", Config.dashboards_path),
         instruments=table.get("instruments"),
         scrape=table.get("scrape"),

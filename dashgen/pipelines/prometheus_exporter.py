@@ -47,10 +47,24 @@ def export(specs: Sequence[MetricSpec], pipeline: Pipeline | None = None) -> Exp
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _read_families(specs, _collect(specs))
+        collected = _collect(specs)
+        if specs and not any(SCOPE_LABEL in s.labels for f in collected for s in f.samples):
+            return _read_families(specs, _collected_alone(specs))
+        return _read_families(specs, [(_owners(family), family) for family in collected])
     finally:
         if was_enabled:
             gc.enable()
+
+
+def _collected_alone(specs: Sequence[MetricSpec]) -> list[tuple[list[int], PromFamily]]:
+    """Each declaration exported on its own, for exporters before 0.64b0, which write no
+    ``otel_scope_*`` labels to say whose a sample is (slower: one collection each)."""
+    return [
+        ([index], family)
+        for index, spec in enumerate(specs)
+        for family in _collect([spec])
+        if family.type != "info"
+    ]
 
 
 def private_pipeline() -> tuple[CollectorRegistry, MeterProvider]:
@@ -60,7 +74,19 @@ def private_pipeline() -> tuple[CollectorRegistry, MeterProvider]:
     metrics never see each other.
     """
     registry = CollectorRegistry()
-    return registry, private_provider([PrometheusMetricReader(registry=registry)])
+    return registry, private_provider([_reader_into(registry)])
+
+
+def _reader_into(registry: CollectorRegistry) -> PrometheusMetricReader:
+    """A reader exporting into ``registry``. Exporters before 0.63b0 take no registry: their
+    collector goes into the global one as they are made, and out again at shutdown (which
+    ``_collect`` always does); ``registry`` gets it too, and is what dashgen reads."""
+    try:
+        return PrometheusMetricReader(registry=registry)
+    except TypeError:
+        reader = PrometheusMetricReader()
+        registry.register(reader._collector)
+        return reader
 
 
 def _collect(specs: Sequence[MetricSpec]) -> list[PromFamily]:
@@ -72,12 +98,14 @@ def _collect(specs: Sequence[MetricSpec]) -> list[PromFamily]:
         provider.shutdown()
 
 
-def _read_families(specs: Sequence[MetricSpec], collected: list[PromFamily]) -> Exported:
+def _read_families(
+    specs: Sequence[MetricSpec], collected: list[tuple[list[int], PromFamily]]
+) -> Exported:
+    """The families, each with the declarations (by index) whose samples it holds."""
     by_spec: dict[int, list[PromFamily]] = defaultdict(list)
     sample_owner: dict[str, int] = {}
     families: list[Family] = []
-    for prom in collected:
-        owners = sorted({o for s in prom.samples if (o := _owner(s.labels)) is not None})
+    for owners, prom in collected:
         if len(owners) > 1:
             first, second = (specs[i] for i in owners[:2])
             raise DashgenError(
@@ -129,8 +157,9 @@ def _explain_lost(
     raise DashgenError(spec.where, "the exporter produced no family for it")
 
 
-def _owner(labels: Mapping[str, str]) -> int | None:
-    return declaration_of_scope(labels.get(SCOPE_LABEL, ""))
+def _owners(prom: PromFamily) -> list[int]:
+    scopes = {declaration_of_scope(s.labels.get(SCOPE_LABEL, "")) for s in prom.samples}
+    return sorted(owner for owner in scopes if owner is not None)
 
 
 def _family(prom: PromFamily, source: str, unit: str = "") -> Family:

@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
-from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
+from opentelemetry.sdk import metrics as sdk_metrics
+from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader
 
 from dashgen.declare import MetricSpec
@@ -20,12 +21,17 @@ from dashgen.errors import DashgenError
 from dashgen.hints import Kind
 
 ObservableCallback = Callable[[CallbackOptions], Iterable[Observation]]
-#: Exemplars only cost time here: dashgen reads names, never trace links.
-ALWAYS_OFF = AlwaysOffExemplarFilter()
 _SCOPE_PREFIX = "dashgen.catalog."
 #: Recorded once into each histogram; the sample equal to it is ``_sum``, the one equal
 #: to 1 is ``_count``. Read from the output, not assumed from suffixes.
 HISTOGRAM_PROBE = 2.5
+
+
+def _exemplars_off() -> dict[str, Any]:
+    """Exemplars only cost time here: dashgen reads names, never trace links. SDKs from 1.26
+    record them unless told not to; older ones record none and take no filter."""
+    always_off = getattr(sdk_metrics, "AlwaysOffExemplarFilter", None)
+    return {} if always_off is None else {"exemplar_filter": always_off()}
 
 
 def private_provider(readers: Sequence[MetricReader]) -> MeterProvider:
@@ -35,7 +41,7 @@ def private_provider(readers: Sequence[MetricReader]) -> MeterProvider:
     disabled = os.environ.pop("OTEL_SDK_DISABLED", None)
     try:
         return MeterProvider(
-            metric_readers=list(readers), shutdown_on_exit=False, exemplar_filter=ALWAYS_OFF
+            metric_readers=list(readers), shutdown_on_exit=False, **_exemplars_off()
         )
     finally:
         if disabled is not None:
@@ -86,8 +92,7 @@ def create_instrument(meter: Meter, spec: MetricSpec, callback: ObservableCallba
             case Kind.GAUGE:
                 return meter.create_gauge(**common)
             case Kind.HISTOGRAM:
-                buckets = None if spec.buckets is None else list(spec.buckets)
-                return meter.create_histogram(**common, explicit_bucket_boundaries_advisory=buckets)
+                return _histogram(meter, common, spec.buckets)
             case Kind.OBSERVABLE_COUNTER:
                 return meter.create_observable_counter(**common, callbacks=[callback])
             case Kind.OBSERVABLE_UP_DOWN_COUNTER:
@@ -96,6 +101,17 @@ def create_instrument(meter: Meter, spec: MetricSpec, callback: ObservableCallba
                 return meter.create_observable_gauge(**common, callbacks=[callback])
     except Exception as error:
         raise DashgenError(spec.where, f"the OpenTelemetry SDK rejects it: {error}") from None
+
+
+def _histogram(meter: Meter, common: Mapping[str, Any], buckets: Sequence[float] | None) -> Any:
+    """The declared buckets go in as the API's advice (1.23 and later); an older API takes
+    none, and its default buckets give the histogram the same names."""
+    if buckets is None:
+        return meter.create_histogram(**common)
+    try:
+        return meter.create_histogram(**common, explicit_bucket_boundaries_advisory=list(buckets))
+    except TypeError:
+        return meter.create_histogram(**common)
 
 
 def record(instrument: Any, kind: Kind, value: float, attributes: Mapping[str, str]) -> None:

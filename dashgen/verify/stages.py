@@ -6,7 +6,7 @@ user callable that creates plain OTel instruments (adoption on an existing codeb
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -46,6 +46,7 @@ from dashgen.verify.contract import (
 from dashgen.verify.dashboard_files import read_dashboards, read_file
 from dashgen.verify.dashboards import DashboardQueries
 from dashgen.verify.rule_files import recorded_families
+from dashgen.verify.upgrade import with_upgrade
 
 if TYPE_CHECKING:
     from dashgen.live.stages import LiveResult
@@ -176,6 +177,8 @@ def verify(
     static = _with_drift(static, code, directory, config)
     if code.catalog is not None:
         static = with_other_pipelines(static, code.catalog, config.pipeline)
+    if config.exporter_version is not None:
+        static = _with_exporter_version(static, code, dashboards, config, config.exporter_version)
     if config.baseline is not None:
         static = without_known(static, read_baseline(config.baseline), config.baseline)
     if live is None:
@@ -199,6 +202,27 @@ def _generated_rules(config: Config, is_output: bool) -> list[DashboardQueries]:
         return []
     found = (read_file(path, config.root)[0] for path in sorted(rules_dir.glob("*.yaml")))
     return [group for groups in found for group in groups if group.rules]
+
+
+def _with_exporter_version(
+    result: VerifyResult,
+    code: CodeSide,
+    dashboards: Sequence[DashboardQueries],
+    config: Config,
+    version: str,
+) -> VerifyResult:
+    """The queries that another version of the pull exporter would break."""
+    if code.catalog is None or config.pipeline.name is not PipelineName.PROMETHEUS_EXPORTER:
+        raise DashgenError(
+            "--exporter-version",
+            "compares the pull exporter's names for dashgen sources (pipeline "
+            "prometheus-exporter); on OTLP paths the server names the metrics, not the SDK",
+        )
+    from dashgen.pipelines.exporter_version import export_at  # a venv and pip: only here
+
+    theirs = export_at(version, code.catalog.metrics, config.root / ".dashgen" / "exporters")
+    ours = config.pipeline.export(code.catalog.metrics)
+    return with_upgrade(result, dashboards, ours, theirs, version)
 
 
 def with_other_pipelines(result: VerifyResult, catalog: Catalog, ours: Pipeline) -> VerifyResult:
