@@ -19,6 +19,7 @@ nox.options.sessions = [
     "live",
     "record",
     "rules",
+    "matrix(dependencies='oldest')",
 ]
 nox.options.error_on_missing_interpreters = True
 PYTHON = sys.executable
@@ -95,6 +96,24 @@ def rules(session: nox.Session) -> None:
         session.error("generated/rules/ holds no rule files or no tests: run `dashgen build`")
     session.run("promtool", "check", "rules", *rule_files, external=True)
     session.run("promtool", "test", "rules", *tests, external=True)
+
+
+@nox.session(python=False)
+@nox.parametrize("dependencies", ["oldest", "newest"])
+def matrix(session: nox.Session, dependencies: str) -> None:
+    """The whole suite in a venv of its own at one end of the supported range: the oldest
+    versions pyproject.toml allows (constraints/oldest.txt), or the newest PyPI has. CI runs
+    the oldest; the `tests` session, on a fresh install, is the newest."""
+    venv = Path(".nox") / f"matrix-{dependencies}"
+    python = str(venv / "bin" / "python")
+    session.run(PYTHON, "-m", "venv", "--clear", str(venv))
+    ends = ["-c", "constraints/oldest.txt"] if dependencies == "oldest" else ["--upgrade"]
+    install = [python, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    session.run(*install, "-e", ".[test]", *ends, external=True)
+    session.run(python, "-m", "pip", "list", "--format", "freeze", external=True, silent=False)
+    session.run(
+        python, "-m", "pytest", "-n", "2", "-p", "no:cacheprovider", *session.posargs, external=True
+    )
 
 
 @nox.session(python=False)

@@ -25,7 +25,7 @@ from dashgen.memo import expected_output, recalled, remember_build
 from dashgen.pipelines import PipelineName
 from dashgen.record.coverage import render_table
 from dashgen.record.coverage import to_json as coverage_json
-from dashgen.verify.annotations import lines_in, to_github, to_junit
+from dashgen.verify.annotations import lines_in, to_github, to_junit, to_sarif
 from dashgen.verify.baseline import write_baseline as write_baseline_file
 from dashgen.verify.contract import Finding
 from dashgen.verify.report import render_human, render_live_human, to_json
@@ -271,6 +271,7 @@ class VerifyFormat(StrEnum):
     human = "human"
     json = "json"
     github = "github"
+    sarif = "sarif"
     junit = "junit"
 
 
@@ -297,7 +298,8 @@ def verify(
         typer.Option(
             "--format",
             help="human; json (schema: docs/verify-json.md); github (workflow annotations on "
-            "each finding's file and line); junit (XML, a failing case per panel).",
+            "each finding's file and line); sarif (SARIF 2.1.0, for code-scanning upload); "
+            "junit (XML, a failing case per panel).",
         ),
     ] = VerifyFormat.human,
     live: Annotated[
@@ -417,6 +419,9 @@ def verify(
             annotations = to_github(every.findings, lines_in(config.root))
             if annotations:
                 out.print(annotations, markup=False)
+        case VerifyFormat.sarif:
+            sarif = to_sarif(every.findings, lines_in(config.root), version("dashgen"))
+            out.print(sarif, markup=False, highlight=False, soft_wrap=True)
         case VerifyFormat.junit:
             out.print(to_junit(every), markup=False, highlight=False)
         case VerifyFormat.human:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from importlib.metadata import version
 
+from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 from junitparser import JUnitXml
 from typer.testing import CliRunner
 
@@ -12,7 +13,7 @@ from dashgen.cli import app
 from dashgen.hints import Kind
 from dashgen.record.coverage import CodeInstrument, measure, render_table, to_json
 from dashgen.record.recording import ExportedInstrument, RecordedFamily, RecordedInstrument
-from tests.conftest import Project
+from tests.conftest import REPO, Project
 
 SOURCE = """
 from dashgen import Counter, Dashboard, Row
@@ -150,3 +151,52 @@ def test_a_clean_verify_is_one_passing_junit_case(example: Project) -> None:
         ["dashboard contract"],
     )
     assert example.run("verify", "--format", "github").stdout == ""
+
+
+SARIF_SCHEMA = REPO / "tests" / "data" / "sarif-2.1.0.schema.json"
+"""The SARIF 2.1.0 JSON Schema as Microsoft's SARIF SDK ships it
+(``scripts/fetch_sarif_schema.sh`` re-makes it)."""
+
+
+def sarif_problems(log: object) -> list[str]:
+    """Every way ``log`` breaks the SARIF 2.1.0 JSON Schema."""
+    schema = json.loads(SARIF_SCHEMA.read_text(encoding="utf-8"))
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    validator = Draft202012Validator(schema)
+    return [f"{error.json_path}: {error.message}" for error in validator.iter_errors(log)]
+
+
+def test_verify_writes_sarif_that_its_json_schema_accepts(example: Project) -> None:
+    path = example.generated / "http-api.json"
+    path.write_text(
+        path.read_text().replace("http_server_requests_total{", "http_server_request_total{")
+    )
+    result = example.run("verify", "--format", "sarif")
+    assert result.exit_code == 1
+    assert sarif_problems(json.loads(result.stdout)) == []
+    (run,) = json.loads(result.stdout)["runs"]
+    rules = [rule["id"] for rule in run["tool"]["driver"]["rules"]]
+    unknown = [r for r in run["results"] if r["ruleId"] == "unknown-metric"]
+    assert len(unknown) == 3
+    lines = path.read_text().splitlines()
+    for found in unknown:
+        assert rules[found["ruleIndex"]] == "unknown-metric"
+        (location,) = found["locations"]
+        physical = location["physicalLocation"]
+        assert physical["artifactLocation"]["uri"] == "generated/http-api.json"
+        panel = found["message"]["text"].split(": ")[0].removeprefix("panel ")
+        assert f'"title": "{panel}"' in lines[physical["region"]["startLine"] - 1]
+    assert example.run("build").exit_code == 0  # puts the generated query back
+    clean = example.run("verify", "--format", "sarif")
+    assert clean.exit_code == 0
+    assert json.loads(clean.stdout)["runs"][0]["results"] == []
+    assert sarif_problems(json.loads(clean.stdout)) == []
+
+
+def test_the_sarif_check_catches_an_invalid_log() -> None:
+    """The schema check is not a rubber stamp: a level SARIF does not have, a run without
+    its tool's driver."""
+    bad = {"version": "2.1.0", "runs": [{"tool": {}, "results": [{"level": "fatal"}]}]}
+    problems = sarif_problems(bad)
+    assert any("'driver' is a required property" in p for p in problems)
+    assert any("'fatal' is not one of" in p for p in problems)

@@ -86,11 +86,13 @@ def window() -> Window:
         return [Observation(recorded.observed[-1], {"room": "lab"})]
 
     meter.create_observable_gauge("og", callbacks=[observe])
-    meter.create_gauge("wide").set(1, WIDE)
-    meter.create_gauge("quoted").set(1, {"text": AWKWARD})
+    wide, quoted = meter.create_gauge("wide"), meter.create_gauge("quoted")
 
     def tick(i: int) -> None:
         recorded.ticks.append(i)
+        # Set on every scrape: SDKs before 1.45 export a synchronous gauge only after a set.
+        wide.set(1, WIDE)
+        quoted.set(1, {"text": AWKWARD})
         for route, increment in INCREMENTS.items():
             counter.add(increment, {"route": route})
         for value in OBSERVATIONS:

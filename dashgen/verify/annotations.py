@@ -1,6 +1,7 @@
 """``verify`` findings in the formats CI systems read: GitHub workflow commands (an
-annotation on the dashboard file and line of each finding) and JUnit XML (one failing test
-case per panel with findings). Exit codes are the same as for the other formats."""
+annotation on the dashboard file and line of each finding), SARIF 2.1.0 (for code-scanning
+upload) and JUnit XML (one failing test case per panel with findings). Exit codes are the
+same as for the other formats."""
 
 from __future__ import annotations
 
@@ -55,10 +56,51 @@ def to_github(findings: Sequence[Finding], line_of: LineOf) -> str:
             if line is not None:
                 properties["line"] = str(line)
         shown = ",".join(f"{key}={_property(value)}" for key, value in sorted(properties.items()))
-        where = f"{finding.place} {finding.panel}: " if finding.panel else ""
-        message = f"{where}{finding.subject}: {finding.message} (fix: {finding.hint})"
+        message = f"{_located(finding)}{finding.subject}: {finding.message} (fix: {finding.hint})"
         commands.append(f"::error {shown}::{_data(message)}")
     return "\n".join(commands)
+
+
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+
+
+def to_sarif(findings: Sequence[Finding], line_of: LineOf, version: str) -> str:
+    """One SARIF run: a rule per finding kind, a result per finding, located in its
+    dashboard file (or the code file of a family-level finding) at its line."""
+    kinds = sorted({finding.kind for finding in findings})
+    results = []
+    for finding in findings:
+        result: dict[str, object] = {
+            "ruleId": finding.kind,
+            "ruleIndex": kinds.index(finding.kind),
+            "level": "error",
+            "message": {"text": f"{_located(finding)}{finding.message} (fix: {finding.hint})"},
+        }
+        file = finding.file or finding.source
+        if file:
+            uri = Path(file).as_uri() if Path(file).is_absolute() else file
+            location: dict[str, object] = {"artifactLocation": {"uri": uri}}
+            line = line_of(finding)
+            if line is not None:
+                location["region"] = {"startLine": line}
+            result["locations"] = [{"physicalLocation": location}]
+        results.append(result)
+    driver = {
+        "name": "dashgen",
+        "version": version,
+        "informationUri": "https://pypi.org/project/dashgen/",
+        "rules": [{"id": kind, "shortDescription": {"text": f"dashgen {kind}"}} for kind in kinds],
+    }
+    log = {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [{"tool": {"driver": driver}, "results": results}],
+    }
+    return json.dumps(log, indent=2, sort_keys=True)
+
+
+def _located(finding: Finding) -> str:
+    return f"{finding.place} {finding.panel}: " if finding.panel else ""
 
 
 def to_junit(result: VerifyResult) -> str:
