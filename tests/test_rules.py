@@ -57,6 +57,15 @@ SHOP_RULES = RuleGroup("shop", [
     AlertRule("FailuresHigh", FAILED, above=0.2, for_="5m",
               summary="{{ $labels.http_route }}: {{ $value | humanizePercentage }}"),
     AlertRule("FailureRatioHigh", expr.recorded(RATIO, by=("http.route",)), above=0.05),
+    AlertRule("ErrorRatioHigh", expr.ratio(FAILED, expr.rate(REQUESTS, by=("http.route",))),
+              above=0.05, summary="{{ $labels.http_route }} fails {{ $value }}"),
+    AlertRule("BudgetBurnFast",
+              expr.slo_burn(expr.rate(REQUESTS, where={"code": "500"}, window="1h"),
+                            expr.rate(REQUESTS, window="1h"), objective=0.999),
+              above=14.4, for_="2m"),
+    AlertRule("OrdersPerRequestHigh", expr.ratio(expr.rate(ORDERS), expr.rate(REQUESTS)),
+              above=0.5),
+    AlertRule("ServerErrors", expr.rate(REQUESTS, where={"code": "5[0-9]+"}), above=1),
     FAILURES,
     RATIO,
 ], interval="1m")
@@ -100,6 +109,10 @@ def test_rules_are_written_with_the_exported_names(shop: Project) -> None:
         "StockLow",
         "FailuresHigh",
         "FailureRatioHigh",
+        "ErrorRatioHigh",
+        "BudgetBurnFast",
+        "OrdersPerRequestHigh",
+        "ServerErrors",
         "job_instance_http_route:shop_requests:rate5m",
         "http_route:shop_requests_failed:ratio_rate5m",
     ]
@@ -146,7 +159,7 @@ def test_a_panel_over_a_recording_rule_queries_its_output_with_the_dashboards_fi
 def test_promtool_checks_every_generated_rule_file(shop: Project) -> None:
     result = promtool("check", "rules", shop.generated / "rules" / "shop.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 9 rules found" in result.stdout
+    assert "SUCCESS: 13 rules found" in result.stdout
 
 
 def test_the_generated_promtool_tests_pass(shop: Project) -> None:
@@ -162,9 +175,13 @@ def test_the_generated_promtool_tests_pass(shop: Project) -> None:
         "ManyOrdersThisHour",
         "StockLow",
         "FailuresHigh",
+        "FailureRatioHigh",
+        "ErrorRatioHigh",
+        "BudgetBurnFast",
+        "OrdersPerRequestHigh",
     ]
-    # An alert over a recording rule's output has no series of one metric to shape.
-    assert "# No test for FailureRatioHigh" in tests.read_text()
+    # No value is read off a regex such as "5[0-9]+": no series to shape, and it says so.
+    assert "# No test for ServerErrors" in tests.read_text()
 
 
 def test_each_test_checks_quiet_pending_and_firing(shop: Project) -> None:
@@ -293,7 +310,7 @@ def test_grafana_alerting_provisioning_is_an_option(shop: Project) -> None:
     assert query["datasourceUid"] == "prometheus"
     assert condition["model"] == {"refId": "B", "type": "math", "expression": "$A < 10"}
     assert (low["condition"], low["for"], low["labels"]) == ("B", "30m", {"severity": "critical"})
-    assert len({rule["uid"] for rule in group["rules"]}) == len(group["rules"]) == 7
+    assert len({rule["uid"] for rule in group["rules"]}) == len(group["rules"]) == 11
     assert shop.run("verify").exit_code == 0  # the provisioning file holds no rule to check
 
 

@@ -3,9 +3,12 @@
 The series carry the names and labels the export path gives the metric. Each test holds
 the watched value on the quiet side of the threshold, then past it: the alert must not
 fire while quiet, must still be pending before its ``for`` has passed, and must fire, with
-its labels and its annotations as Prometheus expands them, once it has. An alert whose
-query is a ratio or reads a recording rule gets no test (its series cannot be shaped from
-one metric); the test file names those in a comment.
+its labels and its annotations as Prometheus expands them, once it has. A ratio (an error
+ratio, an SLO burn rate) gets a numerator and a denominator series. An alert whose query
+reads the output of a recording rule of its group runs on the rule's series (promtool
+evaluates both). An alert over another group's recording rule, or whose query filters by
+a regex that is no list of literals, or whose labels are stored dotted, gets no test; the
+test file names those in a comment.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -23,9 +26,9 @@ from opentelemetry.sdk.metrics._internal.aggregation import (
 
 from dashgen.build.plan import grouping
 from dashgen.build.rule_files import document_bytes
-from dashgen.build.rules import AlertPlan, RuleGroupPlan, number
+from dashgen.build.rules import AlertPlan, RecordingPlan, RuleGroupPlan, number
 from dashgen.errors import DashgenError
-from dashgen.expr import Selection
+from dashgen.expr import Expr, Ratio, Recorded, Scaled, Selection
 from dashgen.families import ExportedMetric
 from dashgen.hints import Average, Current, Increase, Quantiles, Rate
 from dashgen.rules import DURATION, RULE_WINDOW
@@ -38,6 +41,8 @@ _LABEL_REF = re.compile(r"\$labels\.([A-Za-z_][A-Za-z0-9_]*)")
 _COUNTER_START = 1000.0
 """Counters start above zero, so that ``rate`` does not extrapolate towards zero."""
 _DEFAULT_VALUE = "example"
+_REST = "other"
+"""The value a ratio's left-out series takes for the labels its numerator filters by."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,20 @@ class _Watched:
     window: float
     """Seconds of the query's rate or increase window."""
     quantile: float = 0.0
+    share: _Share | None = None
+    """When the alert watches a ratio: its denominator."""
+
+
+@dataclass(frozen=True)
+class _Share:
+    """The denominator of ``numerator / denominator / divisor`` (an error ratio, an SLO's
+    burn rate): another metric's series, held at 1; or, when both sides read one metric,
+    the series the numerator's filter leaves out, so the ratio is ``hit / (hit + rest)``."""
+
+    metric: ExportedMetric
+    series_labels: tuple[tuple[str, str], ...]
+    same_metric: bool
+    divisor: float
 
 
 def seconds(duration: str) -> float:
@@ -73,8 +92,9 @@ def rule_tests(group: RuleGroupPlan, metrics: Mapping[str, ExportedMetric]) -> b
         return None
     tests = []
     untested = []
+    recorded = [rule.name for rule in group.rules if isinstance(rule, RecordingPlan)]
     for alert in group.alerts:
-        watched = _watched(alert, metrics)
+        watched = _watched(alert, metrics, recorded)
         if watched is None:
             untested.append(alert.name)
         else:
@@ -85,13 +105,16 @@ def rule_tests(group: RuleGroupPlan, metrics: Mapping[str, ExportedMetric]) -> b
         "tests": tests,
     }
     comment = "".join(
-        f"# No test for {name}: its query is not one series of one metric, filtered by literals.\n"
-        for name in untested
+        f"# No test for {name}: dashgen cannot shape series for its query.\n" for name in untested
     )
     return document_bytes(document, comment)
 
 
-def _watched(alert: AlertPlan, metrics: Mapping[str, ExportedMetric]) -> _Watched | None:
+def _watched(
+    alert: AlertPlan, metrics: Mapping[str, ExportedMetric], recorded: Sequence[str]
+) -> _Watched | None:
+    """What the alert's query reads; None when no series can be shaped for it. ``recorded``:
+    the names the group's own recording rules write."""
     spec = alert.spec
     if spec.expr is None:
         assert alert.hint is not None and spec.metric is not None
@@ -110,9 +133,19 @@ def _watched(alert: AlertPlan, metrics: Mapping[str, ExportedMetric]) -> _Watche
         if labels is None:
             return None
         return _Watched(shapes[type(hint)], metric, *labels, window, quantile)
-    if not isinstance(spec.expr, Selection):
+    if isinstance(spec.expr, Recorded):
+        return _over_recorded(alert, spec.expr, metrics, recorded)
+    return _of_query(alert, spec.expr, metrics)
+
+
+def _of_query(
+    alert: AlertPlan, query: Expr, metrics: Mapping[str, ExportedMetric]
+) -> _Watched | None:
+    if isinstance(query, Ratio | Scaled):
+        return _ratio(alert, query, metrics)
+    if not isinstance(query, Selection):
         return None
-    selection = spec.expr
+    selection = query
     metric = metrics[selection.metric]
     labels = _labels(metric, selection.by, selection.where)
     if labels is None:
@@ -120,6 +153,70 @@ def _watched(alert: AlertPlan, metrics: Mapping[str, ExportedMetric]) -> _Watche
     span = selection.window if not selection.window.startswith("$") else RULE_WINDOW
     shape: Shape = "gauge" if selection.function == "current" else selection.function
     return _Watched(shape, metric, *labels, seconds(span))
+
+
+def _over_recorded(
+    alert: AlertPlan,
+    query: Recorded,
+    metrics: Mapping[str, ExportedMetric],
+    recorded: Sequence[str],
+) -> _Watched | None:
+    """An alert over a recording rule of its own group: promtool evaluates the rule too, so
+    the series are those of the rule's query, and the result keeps what the alert groups by."""
+    if not any(name in alert.query for name in recorded):
+        return None
+    watched = _of_query(alert, query.source, metrics)
+    if watched is None:
+        return None
+    where = query.source.where if isinstance(query.source, Selection) else ()
+    regrouped = _labels(watched.metric, query.by, where)
+    return None if regrouped is None else replace(watched, result_labels=regrouped[1])
+
+
+def _ratio(
+    alert: AlertPlan, query: Ratio | Scaled, metrics: Mapping[str, ExportedMetric]
+) -> _Watched | None:
+    """A ratio of two selections of one kind and window, grouped alike; else no test. Of
+    one metric, the numerator's share must stay below 1 both quiet and in breach."""
+    divisor = 1.0
+    expr: object = query
+    if isinstance(query, Scaled):
+        divisor, expr = query.divisor, query.expr
+    if not isinstance(expr, Ratio):
+        return None
+    top, bottom = expr.numerator, expr.denominator
+    if not isinstance(top, Selection) or not isinstance(bottom, Selection):
+        return None
+    if (top.function, top.window, top.by) != (bottom.function, bottom.window, bottom.by):
+        return None
+    metric = metrics[top.metric]
+    labels = _labels(metric, top.by, top.where)
+    if labels is None:
+        return None
+    series, result = labels
+    span = seconds(top.window if not top.window.startswith("$") else RULE_WINDOW)
+    shape: Shape = "gauge" if top.function == "current" else top.function
+    if bottom.metric == top.metric:
+        values = _values(alert, shape)
+        shares = [values.breach, *([] if values.quiet is None else [values.quiet])]
+        if bottom.where or not top.where or not all(0 <= v * divisor < 1 for v in shares):
+            return None
+        keys = {metric.labels[key] for key, _ in top.where}
+        if any(_REST in regex.split("|") for _, regex in top.where):
+            return None
+        rest = tuple(sorted((label, _REST if label in keys else v) for label, v in series))
+        share = _Share(metric, rest, True, divisor)
+    else:
+        other = metrics[bottom.metric]
+        by_labels = [metric.labels[key] for key in top.by]
+        own = _labels(other, (), bottom.where)
+        if own is None or not all(_LEGACY_LABEL.fullmatch(other.labels[k]) for k in bottom.by):
+            return None
+        given = dict(series)
+        pairs = zip(bottom.by, by_labels, strict=True)
+        grouped = [(other.labels[key], given[label]) for key, label in pairs]
+        share = _Share(other, tuple(sorted([*own[0], *grouped])), False, divisor)
+    return _Watched(shape, metric, series, result, span, share=share)
 
 
 def _labels(
@@ -212,13 +309,10 @@ def _series(
 ) -> list[dict[str, str]]:
     metric = watched.metric
     labels = watched.series_labels
-    if watched.shape == "gauge":
-        assert values.quiet is not None
-        text = f"{number(values.quiet)}+0x{quiet - 1} {number(values.breach)}+0x{breach}"
-        return [_one(metric.value_sample, labels, text)]
-    if watched.shape in ("rate", "increase"):
-        per_second = 1.0 if watched.shape == "rate" else 1 / watched.window
-        return [_one(metric.value_sample, labels, _counter(values, per_second * 60, quiet, breach))]
+    if watched.share is not None:
+        return _shares(watched, watched.share, values, quiet, breach)
+    if watched.shape in ("gauge", "rate", "increase"):
+        return [_one(metric.value_sample, labels, _moving(watched, values, quiet, breach))]
     if watched.shape == "mean":
         count = _Values(None if values.quiet is None else 1, 1)
         assert metric.sum_sample is not None
@@ -227,6 +321,32 @@ def _series(
             _one(metric.sum_sample, labels, _counter(values, 60, quiet, breach)),
         ]
     return _buckets(alert, watched, values, quiet, breach)
+
+
+def _shares(
+    watched: _Watched, share: _Share, values: _Values, quiet: int, breach: int
+) -> list[dict[str, str]]:
+    """The numerator's series and the denominator's, so that the ratio over the divisor is
+    the watched value: quiet, then in breach."""
+    hit = _Values(
+        None if values.quiet is None else values.quiet * share.divisor,
+        values.breach * share.divisor,
+    )
+    quiet_rest = 1.0 if hit.quiet is None else 1 - hit.quiet
+    rest = _Values(quiet_rest, 1 - hit.breach) if share.same_metric else _Values(1, 1)
+    texts = [_moving(watched, hit, quiet, breach), _moving(watched, rest, quiet, breach)]
+    names = [watched.metric.value_sample, share.metric.value_sample]
+    labels = [watched.series_labels, share.series_labels]
+    return [_one(name, own, text) for name, own, text in zip(names, labels, texts, strict=True)]
+
+
+def _moving(watched: _Watched, values: _Values, quiet: int, breach: int) -> str:
+    """One series whose value (a gauge) or rate (a counter) is ``values``."""
+    if watched.shape == "gauge":
+        calm = 0.0 if values.quiet is None else values.quiet
+        return f"{number(calm)}+0x{quiet - 1} {number(values.breach)}+0x{breach}"
+    per_second = 1.0 if watched.shape == "rate" else 1 / watched.window
+    return _counter(values, per_second * 60, quiet, breach)
 
 
 def _counter(values: _Values, scale: float, quiet: int, breach: int) -> str:
