@@ -1,7 +1,8 @@
 """Grafana's own vocabulary: the unit ids a panel may show and the colours a threshold may
 name, from ``schemas/grafana-vocabulary.json`` (made from ``@grafana/data`` by
 ``scripts/make_grafana_vocabulary.sh``). A misspelt unit or colour is accepted by Grafana
-without a word and shown wrong, so dashgen refuses it at build time."""
+without a word and shown wrong, so dashgen refuses it at build time. Also the refIds Grafana
+gives a panel's targets, which the build writes and verify reads."""
 
 from __future__ import annotations
 
@@ -67,3 +68,13 @@ def implied_base(steps: tuple[tuple[float, str], ...]) -> str:
         return "green"
     improving = last < first or (len(steps) == 1 and first == 0)
     return "red" if improving else "green"
+
+
+def ref_id(position: int) -> str:
+    """Grafana's refId for the target at ``position``: A..Z, AA, AB..."""
+    letters = ""
+    position += 1
+    while position:
+        position, digit = divmod(position - 1, 26)
+        letters = chr(ord("A") + digit) + letters
+    return letters

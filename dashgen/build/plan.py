@@ -17,8 +17,7 @@ from dashgen.hints import Average, Current, Heatmap, Hint, Increase, Quantiles, 
 from dashgen.query_checks import kept_keys
 from dashgen.rules import RECORDING_NAME, RULE_WINDOW
 from dashgen.units import panel_unit
-from dashgen.verify.dashboards import ref_id
-from dashgen.vocabulary import implied_base
+from dashgen.vocabulary import implied_base, ref_id
 
 PanelKind = Literal["timeseries", "stat", "gauge", "bargauge", "heatmap"]
 GRID_WIDTH = 24

@@ -249,12 +249,24 @@ def _embedded_engine(
     return ENGINES[engine]([*series, *recorded])
 
 
-def _recording_rules(dashboards: Sequence[DashboardQueries]) -> list[ParsedTarget]:
-    return [
-        parsed
+def _read_recording_rules(
+    dashboards: Sequence[DashboardQueries], rules: Sequence[DashboardQueries]
+) -> list[ParsedTarget]:
+    """The recording rules (of ``rules``) whose output some query of ``dashboards`` reads."""
+    read = {
+        selector.metric
         for dashboard in dashboards
         for parsed in dashboard.targets
-        if parsed.target.place == RECORDING_RULE and parsed.refs is not None
+        if parsed.refs is not None
+        for selector in parsed.refs.selectors
+    }
+    return [
+        parsed
+        for group in rules
+        for parsed in group.targets
+        if parsed.target.place == RECORDING_RULE
+        and parsed.refs is not None
+        and parsed.target.panel in read
     ]
 
 
@@ -309,8 +321,8 @@ def run_live(
     engine = options.engine or ("victoria-metrics" if on_vm else "prometheus")
     with stopwatch(timings, "ingest"):
         embedded = _embedded_engine(catalog, pipeline, engine, end_ms)
-    rules = _recording_rules([*dashboards, *other_rules])
-    if rules:
+    rules = _read_recording_rules(dashboards, [*dashboards, *other_rules])
+    if rules:  # a second start, with what they wrote: only when a query reads it
         with stopwatch(timings, "start"), embedded as first:
             recorded = recorded_series(first, rules, window)
         embedded = _embedded_engine(catalog, pipeline, engine, end_ms, recorded)

@@ -23,6 +23,7 @@ from dashgen.verify.promql import (
     substitute_variables,
     variable_query_refs,
 )
+from dashgen.vocabulary import ref_id
 
 DEFAULT_DATASOURCE = "prometheus"
 """Type assumed when nothing names one: dashboards with PromQL exprs default to Prometheus."""
@@ -486,16 +487,6 @@ def _skip_reason(datasource: str, expr: object) -> str | None:
     if not expr.strip():
         return "empty expr"
     return None
-
-
-def ref_id(position: int) -> str:
-    """Grafana's refId for the target at ``position``: A..Z, AA, AB..."""
-    letters = ""
-    position += 1
-    while position:
-        position, digit = divmod(position - 1, 26)
-        letters = chr(ord("A") + digit) + letters
-    return letters
 
 
 def _text(value: object) -> str:
