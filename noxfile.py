@@ -19,7 +19,6 @@ nox.options.sessions = [
     "live",
     "record",
     "rules",
-    "matrix(dependencies='oldest')",
 ]
 nox.options.error_on_missing_interpreters = True
 PYTHON = sys.executable
@@ -102,8 +101,9 @@ def rules(session: nox.Session) -> None:
 @nox.parametrize("dependencies", ["oldest", "newest"])
 def matrix(session: nox.Session, dependencies: str) -> None:
     """The whole suite in a venv of its own at one end of the supported range: the oldest
-    versions pyproject.toml allows (constraints/oldest.txt), or the newest PyPI has. CI runs
-    the oldest; the `tests` session, on a fresh install, is the newest."""
+    versions pyproject.toml allows (constraints/oldest.txt), or the newest PyPI has. Not a
+    default session (it doubles the suite's time): .ci/run runs the oldest after the default
+    sessions, whose `tests`, on a fresh install, is the newest."""
     venv = Path(".nox") / f"matrix-{dependencies}"
     python = str(venv / "bin" / "python")
     session.run(PYTHON, "-m", "venv", "--clear", str(venv))
