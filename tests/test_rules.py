@@ -517,3 +517,36 @@ def test_live_evaluates_every_rule(shop: Project) -> None:
     report = json.loads(result.stdout)
     live = {(f["kind"], f["panel"]) for f in report["live"]["findings"]}
     assert live == {("no-data", "WatchesNothing"), ("no-data", "code:shop_requests:rate5m")}
+
+
+@pytest.mark.parametrize(
+    ("thresholds", "expected"),
+    [
+        ("((0.5, 'orange'), (1, 'red'))", "min(g) >= 1"),
+        ("((90, 'orange'), (100, 'green'))", "min(g) < 90"),  # implied red base
+        ("((10, 'green'),)", "min(g) < 10"),
+        (
+            "((1, 'red'), (2, 'green'))",
+            "error: src/m.py:3: alert 'X': its hint's thresholds have no one red band at the "
+            "top or the bottom to alert in: give above= or below=",
+        ),
+    ],
+)
+def test_an_alert_without_a_threshold_takes_the_red_band_of_its_hint(
+    project: Project, thresholds: str, expected: str
+) -> None:
+    project.source(
+        "m.py",
+        f"""
+        from dashgen import Alert, Dashboard, Gauge, Row, hints
+        X = Alert("X")
+        G = Gauge("g", hint=hints.Current(agg="min", thresholds={thresholds}, alert=X))
+        D = Dashboard("D", rows=[Row("r", [G])])
+        """,
+    )
+    result = project.run("build")
+    if expected.startswith("error: "):
+        assert (result.exit_code, result.stderr.strip()) == (2, expected)
+    else:
+        assert result.exit_code == 0, result.stderr
+        assert rules_by_name(project, "m")["X"]["expr"] == expected
