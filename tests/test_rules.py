@@ -550,3 +550,24 @@ def test_an_alert_without_a_threshold_takes_the_red_band_of_its_hint(
     else:
         assert result.exit_code == 0, result.stderr
         assert rules_by_name(project, "m")["X"]["expr"] == expected
+
+
+def test_loki_rules_beside_prometheus_ones_are_skipped_not_reported(shop: Project) -> None:
+    """Loki's ruler reads rule files of the same format, in LogQL: no false finding."""
+    directory = handwritten_rules(
+        shop,
+        """
+        groups:
+        - name: logs
+          rules:
+          - alert: ErrorLogs
+            expr: sum(rate({app="shop"} |= "error" [5m])) > 10
+          - record: app:log_lines:rate1m
+            expr: sum by (app) (rate({app="shop"} | json | level="warn" [1m]))
+          - alert: StockGone
+            expr: min(shop_stock) < 1
+        """.replace("\n        ", "\n"),
+    )
+    code, report = verify_json(shop, directory)
+    assert code == 0, report["findings"]
+    assert report["summary"]["skipped_reasons"] == {"LogQL (a Loki rule), not PromQL": 2}

@@ -19,11 +19,17 @@ from dashgen.verify.dashboards import (
     RECORDING_RULE,
     DashboardQueries,
     ParsedTarget,
+    SkippedTarget,
     Target,
 )
 from dashgen.verify.promql import PromQLError, extract_refs
 
 _LABEL_REF = re.compile(r"\$labels\.([A-Za-z_][A-Za-z0-9_]*)")
+#: String literals, and a pipe outside them: PromQL has no ``|``, LogQL's line filters
+#: (``|=``, ``|~``) and parsers (``| json``) are made of it. Loki's ruler takes rule files
+#: of the same format, so a group of LogQL rules beside the Prometheus ones is not PromQL.
+_STRINGS = re.compile(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'|`[^`]*`')
+LOGQL = "LogQL (a Loki rule), not PromQL"
 
 
 @dataclass(frozen=True)
@@ -43,15 +49,16 @@ def rule_groups(document: object, file: str) -> list[DashboardQueries]:
     for group in _groups(document):
         name = str(group.get("name", ""))
         rules = list(_rules(group, name))
-        targets = tuple(_parsed(_target(file, rule)) for rule in rules)
+        parsed = [_parsed(_target(file, rule)) for rule in rules]
+        logql = [p for p in parsed if p.refs is None and "|" in _STRINGS.sub("", p.target.expr)]
         found.append(
             DashboardQueries(
                 file=file,
                 title=f"rule group {name}",
                 uid="",
                 panels=tuple(rule.name for rule in rules),
-                targets=targets,
-                skipped=(),
+                targets=tuple(p for p in parsed if p not in logql),
+                skipped=tuple(SkippedTarget(p.target, LOGQL) for p in logql),
                 rules=True,
             )
         )
