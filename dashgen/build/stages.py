@@ -3,6 +3,7 @@ render (-> write at the edge)."""
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 
 from dashgen.build.identity import LOCK, declared, render_lock
@@ -26,7 +27,21 @@ class BuildResult:
 
 def generate(config: Config, catalog: Catalog | None = None) -> BuildResult:
     """Everything ``generated/`` should hold, computed without touching it; from ``catalog``
-    when the caller has already loaded the sources (with their locked uids)."""
+    when the caller has already loaded the sources (with their locked uids).
+
+    The cyclic garbage collector is off meanwhile: the plans and grafanalib's objects are
+    many small ones that all live until the files are rendered, and tracing them again and
+    again cost a fifth of a large build."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _generate(config, catalog)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _generate(config: Config, catalog: Catalog | None) -> BuildResult:
     catalog = declared(config) if catalog is None else catalog
     exported = config.pipeline.export(catalog.metrics)
     plans = plan_dashboards(catalog, exported, config.scrape_variables)
