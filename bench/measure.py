@@ -5,6 +5,9 @@ the per-round ratios (each pair measured side by side), never a best-of against 
 A baseline runs as a user runs it: ``LEAN`` turns pytest's plugin autoloading off, or the
 dev venv's plugins (dashgen's own, hypothesis', xdist's) would slow the baseline and flatter
 dashgen.
+Every command also runs with bytecode caching on, as on a user's machine: a shell that sets
+``PYTHONDONTWRITEBYTECODE`` would make each run compile dashgen's sources again (an editable
+install has no ``.pyc`` of its own), while a baseline's site-packages were compiled at install.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 LEAN = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+_USER_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,7 @@ def run_once(command: Command) -> Run:
     subprocess.run(
         command.argv,
         cwd=command.cwd,
-        env={**os.environ, **command.env},
+        env={**_USER_ENV, **command.env},
         check=True,
         capture_output=True,
     )

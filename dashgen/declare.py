@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from types import UnionType
-from typing import Any, TypedDict, Unpack
+from typing import Any, ClassVar, TypedDict, Unpack
 
 from opentelemetry import metrics as otel_metrics
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
@@ -168,6 +168,8 @@ class Metric:
     """Base of the seven declaration kinds; not instantiated directly."""
 
     kind: Kind
+    recording_method: ClassVar[str] = ""
+    """The method the app records with (``add``, ``set``, ``record``); none for observables."""
 
     def __init__(
         self,
@@ -221,6 +223,8 @@ class Metric:
         """Record into ``provider`` (default: the global one) from now on."""
         self._provider = provider
         self._instrument = None
+        if self.recording_method:
+            self.__dict__.pop(self.recording_method, None)
         return self
 
     def _meter_provider(self) -> MeterProvider:
@@ -236,6 +240,11 @@ class Metric:
                 self._instrument = self._create()
             finally:
                 CREATING.reset(token)
+            if self.recording_method:
+                # From now on the app calls the instrument's own method: one Python call
+                # less per measurement, in production and in recording mode alike.
+                method = self.recording_method
+                setattr(self, method, getattr(self._instrument, method))
         return self._instrument
 
     def __repr__(self) -> str:
@@ -244,6 +253,7 @@ class Metric:
 
 class Counter(Metric):
     kind = Kind.COUNTER
+    recording_method = "add"
 
     def _create(self) -> Any:
         meter = self._meter_provider().get_meter(self.scope)
@@ -255,6 +265,7 @@ class Counter(Metric):
 
 class UpDownCounter(Metric):
     kind = Kind.UP_DOWN_COUNTER
+    recording_method = "add"
 
     def _create(self) -> Any:
         meter = self._meter_provider().get_meter(self.scope)
@@ -266,6 +277,7 @@ class UpDownCounter(Metric):
 
 class Gauge(Metric):
     kind = Kind.GAUGE
+    recording_method = "set"
 
     def _create(self) -> Any:
         meter = self._meter_provider().get_meter(self.scope)
@@ -277,6 +289,7 @@ class Gauge(Metric):
 
 class Histogram(Metric):
     kind = Kind.HISTOGRAM
+    recording_method = "record"
 
     def __init__(
         self, name: str, *, buckets: Sequence[float] | None = None, **options: Unpack[Options]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
-import time
 from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
@@ -628,7 +627,8 @@ def test_a_dashboard_file_end_to_end(tmp_path: Path) -> None:
 
 
 def test_scale_1000_families_50_dashboards() -> None:
-    """Indexes, not loops over all families per selector or per unknown name: well under 1 s."""
+    """The right findings and hints at scale (1,000 families, 50 dashboards); how fast is
+    bench/bench_verify.py's to measure, not a timed test's."""
     base = [f for f in families() if f.type != "info"]
     many = [
         dataclasses.replace(
@@ -654,11 +654,8 @@ def test_scale_1000_families_50_dashboards() -> None:
         )
         for d in range(50)
     ]
-    start = time.perf_counter()
     result = check_contract(dashboards, many, ContractRules())
-    elapsed = time.perf_counter() - start
     assert result.targets == 1050
     assert [f.kind for f in result.findings] == [UNKNOWN_METRIC] * 500
     hints = {f.subject: f.hint for f in result.findings}
     assert hints["http_requests_7_totl"].startswith("did you mean `http_requests_7_total`")
-    assert elapsed < 1.0

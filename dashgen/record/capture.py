@@ -32,6 +32,12 @@ from opentelemetry.util.types import Attributes
 from dashgen.declare import CREATING
 from dashgen.errors import DashgenError
 from dashgen.hints import Kind
+from dashgen.record.tally import APP, OTHER, TEST, TallyLike
+
+try:
+    from dashgen.record._tally import Tally
+except ImportError:  # built without a compiler: the same in Python, slower
+    from dashgen.record.tally import Tally  # type: ignore[assignment]
 
 _SKIPPED_DIRS = tuple(
     os.path.dirname(os.path.abspath(module.__file__ or "")) + os.sep
@@ -101,7 +107,6 @@ def _plain(callback: Any) -> Callback:
     return send
 
 
-_APP, _TEST, _OTHER = 0, 1, 2
 _MAX_COMBINATIONS = 64
 _TEST_DIRS = frozenset({"tests", "test", "testing"})
 
@@ -123,18 +128,18 @@ class Callers:
 
     def verdict(self, frame: Any, wrapper: str) -> int:
         """What a frame's code is to an instrument created in the module at absolute path
-        ``wrapper``: the app's (``_APP``), a test's (``_TEST``), or one to look past
-        (``_OTHER``: libraries, dashgen, and the instrument's wrapper methods). Instruments
+        ``wrapper``: the app's (``APP``), a test's (``TEST``), or one to look past
+        (``OTHER``: libraries, dashgen, and the instrument's wrapper methods). Instruments
         remember it per code object, so each code is judged once."""
         code = frame.f_code
         kind, _ = self.file_of(code.co_filename)
-        if kind == _OTHER:
-            return _OTHER
+        if kind == OTHER:
+            return OTHER
         if code.co_argcount and code.co_varnames[0] in ("self", "cls"):
             owner = frame.f_locals.get(code.co_varnames[0])
             classes = owner.__mro__ if isinstance(owner, type) else type(owner).__mro__
             if any(_module_path(cls) == wrapper for cls in classes):
-                return _OTHER
+                return OTHER
         return kind
 
     def file_of(self, filename: str) -> tuple[int, str]:
@@ -150,11 +155,11 @@ class Callers:
 
     def _kind(self, path: str) -> int:
         if not path.startswith(self.root) or path.startswith(_SKIPPED_DIRS):
-            return _OTHER
+            return OTHER
         relative = path[len(self.root) :]
         parts = relative.split(os.sep)
         if "site-packages" in parts or any(part.startswith(".") for part in parts[:-1]):
-            return _OTHER  # a venv inside the project
+            return OTHER  # a venv inside the project
         name = parts[-1]
         if (
             path.startswith(self.test_paths)
@@ -163,8 +168,8 @@ class Callers:
             or name.endswith("_test.py")
             or name == "conftest.py"
         ):
-            return _TEST
-        return _APP
+            return TEST
+        return APP
 
 
 def _module_path(cls: type) -> str:
@@ -242,80 +247,57 @@ class CapturedInstrument:
     """The app's callbacks of an observable; run by ``Capture.observe``."""
     callers: Callers | None = None
     """Set in recording mode: who made each measurement."""
-    measurements: int = 0
     attribute_sets: dict[tuple[str, ...], dict[str, Any]] = field(default_factory=dict)
     combinations: set[tuple[tuple[str, Any], ...]] = field(default_factory=set)
-    """The distinct attribute combinations seen, up to ``_MAX_COMBINATIONS``: a measurement
-    with a known one costs one set lookup."""
+    """The distinct attribute combinations seen, up to ``_MAX_COMBINATIONS``."""
     samples: list[Mapping[str, Any]] = field(default_factory=list)
     """The combinations above as plain data: real values per key, for ``verify --live``."""
     sites: set[tuple[int, int]] = field(default_factory=set)
     """(code id, bytecode offset) of each frame that made measurements; the code's verdict
     says whether it is production or a test. Offsets become lines at the end."""
-    production: int = 0
-    """Measurements of the project's own non-test code, observations included."""
     wrapper: str = ""
     """The absolute path of ``file``: its classes' methods are the wrapper, never the caller."""
-    depth: int = 1
-    """The first frame that may be the caller: 2 past a dashgen declaration's own method."""
     verdicts: dict[int, int] = field(default_factory=dict)
     """Code id -> what that code is to this instrument (see ``Callers.verdict``)."""
     codes: dict[int, CodeType] = field(default_factory=dict)
     """Code id -> code: held, so that no id is reused while it is a key above."""
+    tally: TallyLike = field(init=False)
+    """Counts what the app records: its ``record`` is the app's ``add``/``record``/``set``."""
 
     def __post_init__(self) -> None:
         self.wrapper = os.path.abspath(self.file)
+        judge = None if self.callers is None else self._judge
+        self.tally = Tally(judge, self._keep, self.verdicts, self.sites)
 
-    def record(self, amount: float, attributes: Attributes = None, context: Any = None) -> None:
-        """Count one measurement of the app's: the app calls this directly as its
-        ``add``/``record``/``set``, so it is the whole cost of recording mode per call and
-        written for speed: no calls but dict lookups on the common path.
+    def _judge(self, frame: FrameType) -> int:
+        """A code the tally has not met: judged once, then cached."""
+        code = frame.f_code
+        assert self.callers is not None  # the tally only judges in recording mode
+        verdict = self.verdicts[id(code)] = self.callers.verdict(frame, self.wrapper)
+        self.codes[id(code)] = code
+        return verdict
 
-        Not locked, for that cost: threads recording at once may lose a count, never the
-        fact that the instrument was recorded, nor a key set."""
-        self.measurements += 1
-        if attributes:
-            self._note(attributes)
-        callers = self.callers
-        if callers is None:
-            return
-        frame: FrameType | None = sys._getframe(self.depth)
-        verdicts = self.verdicts
-        while frame is not None:
-            code = id(frame.f_code)  # a code object's own hash rehashes its bytecode
-            verdict = verdicts.get(code)
-            if verdict is None:
-                verdict = verdicts[code] = callers.verdict(frame, self.wrapper)
-                self.codes[code] = frame.f_code
-            if verdict != _OTHER:
-                self.sites.add((code, frame.f_lasti))
-                if verdict == _APP:
-                    self.production += 1
-                return
-            frame = frame.f_back
-
-    def _note(self, attributes: Mapping[str, Any]) -> None:
+    def _keep(self, attributes: Mapping[str, Any]) -> bool:
+        """A combination the tally did not know: a new key set is always kept, values up to
+        a bound (past it, which ones are kept would depend on the order of the tests).
+        True when the combination is known from now on, so the tally need not ask again."""
         try:
             combination: tuple[tuple[str, Any], ...] | None = tuple(attributes.items())
-            known = combination in self.combinations
+            if combination in self.combinations:
+                return True
         except TypeError:  # a sequence value: unhashable, and rare
-            combination, known = None, False
-        if not known:
-            self._keep(attributes, combination)
-
-    def _keep(
-        self, attributes: Mapping[str, Any], combination: tuple[tuple[str, Any], ...] | None
-    ) -> None:
-        """A combination not seen before: a new key set is always kept, values up to a
-        bound (past it, which ones are kept would depend on the order of the tests)."""
+            combination = None
         plain_attributes = {key: plain(v) for key, v in attributes.items()}
         keys = tuple(attributes)
         if keys not in self.attribute_sets:
             self.attribute_sets[keys] = plain_attributes
-        if len(self.samples) < _MAX_COMBINATIONS:
-            self.samples.append(plain_attributes)
-            if combination is not None:
-                self.combinations.add(combination)
+        if len(self.samples) >= _MAX_COMBINATIONS:
+            return False
+        self.samples.append(plain_attributes)
+        if combination is None:
+            return False
+        self.combinations.add(combination)
+        return True
 
     def observe(self, options: CallbackOptions) -> None:
         """Observations are production measurements: the app's callback made them, and
@@ -327,10 +309,10 @@ class CapturedInstrument:
                 _logger.exception("dashgen: a callback of observable %r failed", self.name)
                 continue
             for observation in observations:
-                self.measurements += 1
-                self.production += 1
+                self.tally.measurements += 1
+                self.tally.production += 1
                 if observation.attributes:
-                    self._note(observation.attributes)
+                    self._keep(observation.attributes)
 
     def snapshot(self) -> Snapshot:
         production_sites: tuple[str, ...] = ()
@@ -345,10 +327,10 @@ class CapturedInstrument:
             scope=self.scope,
             file=self.file,
             line=self.line,
-            measurements=self.measurements,
+            measurements=self.tally.measurements,
             attribute_sets=tuple(self.attribute_sets.values()),
             samples=tuple(self.samples),
-            production=None if self.callers is None else self.production,
+            production=None if self.callers is None else self.tally.production,
             production_sites=production_sites,
             test_sites=test_sites,
         )
@@ -358,7 +340,7 @@ class CapturedInstrument:
         named: tuple[set[str], set[str]] = (set(), set())
         for code_id, offset in list(self.sites):
             code = self.codes[code_id]
-            is_app = self.verdicts[code_id] == _APP
+            is_app = self.verdicts[code_id] == APP
             named[is_app].add(f"{callers.file_of(code.co_filename)[1]}:{_line(code, offset)}")
         return tuple(sorted(named[True])), tuple(sorted(named[False]))
 
@@ -390,7 +372,6 @@ class Capture:
         callbacks: Sequence[Any] | None = None,
     ) -> CapturedInstrument:
         file, line = _creation_site()
-        through_declaration = CREATING.get() is not None
         captured = CapturedInstrument(
             kind,
             name,
@@ -401,7 +382,6 @@ class Capture:
             line,
             [_plain(c) for c in callbacks or ()],
             self.callers,
-            depth=2 if through_declaration else 1,
         )
 
         with self._lock:
@@ -433,19 +413,19 @@ class _Held:
 class _Adding(_Held):
     def __init__(self, captured: CapturedInstrument) -> None:
         super().__init__(captured)
-        self.add = captured.record
+        self.add = captured.tally.record
 
 
 class _Recording(_Held):
     def __init__(self, captured: CapturedInstrument) -> None:
         super().__init__(captured)
-        self.record = captured.record
+        self.record = captured.tally.record
 
 
 class _Setting(_Held):
     def __init__(self, captured: CapturedInstrument) -> None:
         super().__init__(captured)
-        self.set = captured.record
+        self.set = captured.tally.record
 
 
 class _CapturingMeter(otel.Meter):
