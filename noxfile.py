@@ -4,6 +4,7 @@ so one `pip install -e '.[dev]'` serves them all and CI pays for one install, no
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,11 @@ nox.options.sessions = [
 ]
 nox.options.error_on_missing_interpreters = True
 PYTHON = sys.executable
+# Bytecode caching on, as on a user's machine, whatever the shell says: with
+# PYTHONDONTWRITEBYTECODE set, every dashgen and pytest process the tests start compiles
+# dashgen from source again (an editable install has no .pyc), about half the CPU of the
+# subprocess-heavy tests.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 CODE = ["dashgen", "tests", "bench", "noxfile.py", "dashboards_src", "example_app"]
 
 
@@ -112,7 +118,16 @@ def matrix(session: nox.Session, dependencies: str) -> None:
     session.run(*install, "-e", ".[test]", *ends, external=True)
     session.run(python, "-m", "pip", "list", "--format", "freeze", external=True, silent=False)
     session.run(
-        python, "-m", "pytest", "-n", "2", "-p", "no:cacheprovider", *session.posargs, external=True
+        python,
+        "-m",
+        "pytest",
+        "-n",
+        "2",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+        external=True,
+        env={"DASHGEN_HYPOTHESIS_PROFILE": "matrix"},  # 25 examples per property, not 100
     )
 
 

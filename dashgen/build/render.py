@@ -58,25 +58,29 @@ _LEGACY_HEATMAP_KEYS = frozenset(
 def render_dashboard(plan: DashboardPlan) -> bytes:
     """The file's exact bytes: sorted keys, two-space indent, trailing newline."""
     dashboard = _grafanalib_dashboard(plan)
-    return dump_json(normalise(_plain(dashboard), plan))
+    return dump_json(normalise(_json_data(dashboard), plan))
 
 
 def dump_json(document: Any) -> bytes:
     return orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
 
 
-def _plain(value: Any) -> Any:
-    """grafanalib objects -> JSON data, nulls dropped, in one pass.
+def _json_data(dashboard: g.Dashboard) -> dict[str, Any]:
+    """grafanalib objects -> JSON data, as grafanalib's own ``DashboardEncoder`` does, with
+    orjson calling each object's ``to_json_data``: a round trip in C is faster than a walk
+    in Python. Its nulls stay; ``normalise`` drops them where it keeps grafanalib's keys."""
+    data: dict[str, Any] = orjson.loads(orjson.dumps(dashboard, default=_to_json_data))
+    return data
 
-    What grafanalib's own ``DashboardEncoder`` does through a dumps/loads round trip.
-    """
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if hasattr(value, "to_json_data"):
-        return _plain(value.to_json_data())
-    return value
+
+def _to_json_data(value: Any) -> Any:
+    return value.to_json_data()
+
+
+def _without_nulls(
+    mapping: Mapping[str, Any], dropped: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    return {k: v for k, v in mapping.items() if v is not None and k not in dropped}
 
 
 def render_provisioning(
@@ -200,7 +204,7 @@ def _grafanalib_dashboard(plan: DashboardPlan) -> g.Dashboard:
 
 def normalise(raw: dict[str, Any], plan: DashboardPlan) -> dict[str, Any]:
     """Drop nulls and legacy keys, and fill in what the modern model expects."""
-    dashboard = {k: v for k, v in raw.items() if k not in _LEGACY_DASHBOARD_KEYS}
+    dashboard = _without_nulls(raw, _LEGACY_DASHBOARD_KEYS)
     dashboard["schemaVersion"] = SCHEMA_VERSION
     dashboard["timepicker"] = {"refresh_intervals": dashboard["timepicker"]["refresh_intervals"]}
     panel_plans = {p.id: p for row in plan.rows for p in row.panels}
@@ -277,7 +281,7 @@ def _normalise_panel(panel: dict[str, Any], plans: Mapping[int, PanelPlan]) -> d
         }
     plan = plans[panel["id"]]
     legacy = _LEGACY_PANEL_KEYS | (_LEGACY_HEATMAP_KEYS if plan.kind == "heatmap" else set())
-    clean = {k: v for k, v in panel.items() if k not in legacy}
+    clean = _without_nulls(panel, legacy)
     clean["datasource"] = DATASOURCE_REF
     clean["targets"] = [_normalise_target(t) for t in clean["targets"]]
     defaults = clean.get("fieldConfig", {}).get("defaults", {})
@@ -293,7 +297,9 @@ def _field_defaults(defaults: Mapping[str, Any], plan: PanelPlan) -> dict[str, A
 
     The threshold base step's ``null`` value is Grafana's own encoding of -Infinity.
     """
-    kept = {k: v for k, v in defaults.items() if k in _FIELD_DEFAULT_KEYS}
+    kept = {k: v for k, v in defaults.items() if k in _FIELD_DEFAULT_KEYS and v is not None}
+    if "custom" in kept:
+        kept["custom"] = _without_nulls(kept["custom"])
     kept["unit"] = plan.unit
     kept["thresholds"] = {
         "mode": "absolute",
