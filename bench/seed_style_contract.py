@@ -64,7 +64,11 @@ def dashboard_metrics() -> dict[str, set[str]]:
         exprs = re.findall(r'"expr": "((?:[^"\\]|\\.)*)"', path.read_text())
         names = set()
         for expr in exprs:
-            expr = re.sub(r'"[^"]*"|\[[^\]]*\]|by \([^)]*\)', "", expr.replace('\\"', '"'))
+            # Strings, ranges, `by (...)` and (since dashboards filter by $job and $instance)
+            # label matchers are not metric names.
+            expr = re.sub(
+                r'"[^"]*"|\[[^\]]*\]|by \([^)]*\)|\{[^}]*\}', "", expr.replace('\\"', '"')
+            )
             names |= {t for t in TOKEN.findall(expr) if t not in BUILTINS}
         found[path.name] = names
     return found

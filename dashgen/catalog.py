@@ -20,7 +20,7 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -160,7 +160,7 @@ def _collect_declarations(sources: Path, cache: Path | None) -> Catalog:
     _check_unique_names(specs)
     for spec in specs:
         check_spec(spec)
-    specs = [replace(spec, hints=tuple(_plain_hint(h) for h in spec.hints)) for spec in specs]
+    specs = [_map_hints(spec, _plain_hint) for spec in specs]
     dashboard_specs = sorted(
         (_dashboard_spec(d, root, variables.get(id(d))) for d in dashboards.values()),
         key=lambda d: d.uid,
@@ -179,9 +179,7 @@ def _collect_declarations(sources: Path, cache: Path | None) -> Catalog:
     )
     # The alerts now live in their groups, naming their hint by position; the hints keep
     # only how to draw, as plain data.
-    specs = [
-        replace(spec, hints=tuple(replace(h, alert=None) for h in spec.hints)) for spec in specs
-    ]
+    specs = [_map_hints(spec, _without_alert) for spec in specs]
     return Catalog(
         metrics=tuple(specs), dashboards=tuple(dashboard_specs), rule_groups=groups_found
     )
@@ -355,9 +353,26 @@ def _check_hint_options(spec: MetricSpec, hint: Hint) -> None:
             )
 
 
+def _map_hints(spec: MetricSpec, change: Callable[[Hint], Hint]) -> MetricSpec:
+    """The spec with ``change`` applied to each hint; the same spec where nothing changed
+    (a ``replace`` per spec and hint was a third of loading 5,000 declarations)."""
+    hints = tuple(change(hint) for hint in spec.hints)
+    if all(new is old for new, old in zip(hints, spec.hints, strict=True)):
+        return spec
+    return replace(spec, hints=hints)
+
+
+def _without_alert(hint: Hint) -> Hint:
+    return hint if hint.alert is None else replace(hint, alert=None)
+
+
 def _plain_hint(hint: Hint) -> Hint:
     """The hint with plain ``str`` where the user passed a subclass (a ``StrEnum`` member
     becomes its value), as the declarations' own options are."""
+    texts = (hint.title, hint.description, hint.unit, hint.legend)
+    plain_by = type(hint.by) is tuple and all(type(label) is str for label in hint.by)
+    if plain_by and all(text is None or type(text) is str for text in texts):
+        return hint
 
     def plain(text: str | None) -> str | None:
         return None if text is None else str.__str__(text)

@@ -26,6 +26,7 @@ from dashgen.verify.contract import (
     UNPARSABLE_QUERY,
     Finding,
     VerifyResult,
+    _matcher,
     check_contract,
 )
 from dashgen.verify.dashboards import (
@@ -36,6 +37,7 @@ from dashgen.verify.dashboards import (
     read_dashboard,
 )
 from dashgen.verify.promql import PromQLError, extract_refs, substitute_variables
+from dashgen.verify.regex import compile_regex
 
 # --- helpers -------------------------------------------------------------------------------
 
@@ -407,6 +409,19 @@ def test_name_regex_is_anchored_and_must_match_something() -> None:
     finding = only(check('{__name__=~"http_requests"}'))
     assert (finding.kind, finding.subject) == (UNMATCHED_REGEX, "http_requests")
     assert finding.message == '`__name__=~"http_requests"` matches no exported sample'
+
+
+def test_a_regex_listing_names_matches_exactly_those_names() -> None:
+    """What dashboards' variable queries write (``a|b|c``): looked up in a set, it must match
+    what RE2 would, no more (no prefixes, no partial names) and no less."""
+    listed = "http_requests_total|queue_depth|queue_depth_ratio"
+    names = ["http_requests_total", "queue_depth", "queue_depth_ratio", "queue_dep", "http"]
+    assert [n for n in names if _matcher(listed)(n)] == [
+        n for n in names if compile_regex(listed).fullmatch(n)
+    ]
+    assert check('{__name__=~"http_requests_total|queue_depth"}').findings == ()
+    finding = only(check('{__name__=~"http_requests|queue"}'))
+    assert (finding.kind, finding.subject) == (UNMATCHED_REGEX, "http_requests|queue")
 
 
 def test_regex_covered_by_externals() -> None:

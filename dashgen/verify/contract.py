@@ -23,7 +23,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import NamedTuple
@@ -70,6 +70,9 @@ _NAME_PARTS = re.compile(
     r"(?P<tail>_total|_bucket|_count|_sum)?"
 )
 _NOT_NAME_CHAR = re.compile(r"[^A-Za-z0-9_:]")
+#: A ``__name__`` regex that only lists names (``a|b|c``, as variable queries over a
+#: dashboard's metrics are written): it matches exactly those names.
+_NAME_LIST = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*(?:\|[A-Za-z_:][A-Za-z0-9_:]*)*")
 _SHORTLIST = 20
 
 
@@ -223,6 +226,16 @@ def _did_you_mean(names: Sequence[str], why: str = "") -> str:
     return f"did you mean {listed}?" + (f" ({why})" if why else "")
 
 
+def _matcher(regex: str) -> Callable[[str], object]:
+    """Whether a name fully matches ``regex``, as RE2 decides (RegexError when RE2 refuses
+    it). A list of names is a set lookup: a dashboard's variable queries list all its
+    metrics, and matching each exported name against each of them in RE2 cost seconds at
+    5,000 families."""
+    if _NAME_LIST.fullmatch(regex):
+        return frozenset(regex.split("|")).__contains__
+    return compile_regex(regex).fullmatch
+
+
 class _RegexMatch(NamedTuple):
     """The exported samples a ``__name__`` regex matches, and whether it may select externals.
 
@@ -275,14 +288,14 @@ class _Exported:
         cached = self._regexes.get(regex)
         if cached is None:
             try:
-                compiled = compile_regex(regex)
+                matches = _matcher(regex)
             except RegexError as exc:
                 cached = exc
             else:
                 cached = _RegexMatch(
-                    samples=tuple(s for s in self.sample_names if compiled.fullmatch(s)),
+                    samples=tuple(s for s in self.sample_names if matches(s)),
                     external=regex in self._external_regexes
-                    or any(compiled.fullmatch(name) for name in self._external_names)
+                    or any(matches(name) for name in self._external_names)
                     or (
                         bool(self._external_regexes)  # exact names were asked just above
                         and any(self.is_external(example) for example in examples(regex))
