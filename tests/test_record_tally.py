@@ -14,7 +14,7 @@ import pytest
 
 from dashgen import Counter
 from dashgen.record import _tally, capture, tally
-from dashgen.record.tally import APP, OTHER, TEST, TallyLike
+from dashgen.record.tally import APP, OTHER, TEST, Tally
 
 IMPLEMENTATIONS = {"c": _tally.Tally, "python": tally.Tally}
 
@@ -52,7 +52,7 @@ class Judge:
 
 
 def test_counts_every_measurement_and_asks_keep_once_per_new_combination(
-    make: Callable[..., TallyLike],
+    make: Callable[..., Tally],
 ) -> None:
     keeper = Keeper()
     counted = make(None, keeper, {}, set())
@@ -69,7 +69,7 @@ def test_counts_every_measurement_and_asks_keep_once_per_new_combination(
 
 
 def test_combinations_compare_as_ordered_items_even_when_hashes_are_equal(
-    make: Callable[..., TallyLike],
+    make: Callable[..., Tally],
 ) -> None:
     keeper = Keeper()
     counted = make(None, keeper, {}, set())
@@ -80,7 +80,7 @@ def test_combinations_compare_as_ordered_items_even_when_hashes_are_equal(
     assert keeper.asked == [{"x": -1}, {"x": -2}, {"a": 1, "b": 2}, {"b": 2, "a": 1}]
 
 
-def test_a_combination_keep_declines_is_asked_again(make: Callable[..., TallyLike]) -> None:
+def test_a_combination_keep_declines_is_asked_again(make: Callable[..., Tally]) -> None:
     keeper = Keeper(answer=False)
     counted = make(None, keeper, {}, set())
     for _ in range(3):
@@ -88,7 +88,7 @@ def test_a_combination_keep_declines_is_asked_again(make: Callable[..., TallyLik
     assert keeper.asked == [{"route": "/a"}] * 3
 
 
-def test_unhashable_values_are_handed_to_keep_every_time(make: Callable[..., TallyLike]) -> None:
+def test_unhashable_values_are_handed_to_keep_every_time(make: Callable[..., Tally]) -> None:
     keeper = Keeper()
     counted = make(None, keeper, {}, set())
     for _ in range(2):
@@ -97,7 +97,7 @@ def test_unhashable_values_are_handed_to_keep_every_time(make: Callable[..., Tal
     assert counted.measurements == 2
 
 
-def test_other_mappings_reach_keep(make: Callable[..., TallyLike]) -> None:
+def test_other_mappings_reach_keep(make: Callable[..., Tally]) -> None:
     keeper = Keeper()
     counted = make(None, keeper, {}, set())
     counted.record(1, MappingProxyType({"route": "/a"}))
@@ -106,7 +106,7 @@ def test_other_mappings_reach_keep(make: Callable[..., TallyLike]) -> None:
     assert all(asked == {"route": "/a"} for asked in keeper.asked)
 
 
-def test_errors_of_keep_and_judge_reach_the_caller(make: Callable[..., TallyLike]) -> None:
+def test_errors_of_keep_and_judge_reach_the_caller(make: Callable[..., Tally]) -> None:
     def refuse(attributes: Any) -> bool:
         raise RuntimeError("keep failed")
 
@@ -120,7 +120,7 @@ def test_errors_of_keep_and_judge_reach_the_caller(make: Callable[..., TallyLike
         make(broken, Keeper(), {}, set()).record(1)
 
 
-def test_bad_calls_are_type_errors(make: Callable[..., TallyLike]) -> None:
+def test_bad_calls_are_type_errors(make: Callable[..., Tally]) -> None:
     counted: Any = make(None, Keeper(), {}, set())
     for args, kwargs in [((), {}), ((1, None, None, None), {}), ((1,), {"colour": 1})]:
         with pytest.raises(TypeError):
@@ -144,7 +144,7 @@ def _test_code(record: Callable[..., None]) -> None:
 
 
 def test_the_first_frame_judge_does_not_look_past_is_the_recorder(
-    make: Callable[..., TallyLike],
+    make: Callable[..., Tally],
 ) -> None:
     verdicts: dict[int, int] = {}
     sites: set[tuple[int, int]] = set()
@@ -165,7 +165,7 @@ def test_the_first_frame_judge_does_not_look_past_is_the_recorder(
     assert [is_app for is_app, _ in named] == [False, True, True]
 
 
-def test_no_judge_no_attribution(make: Callable[..., TallyLike]) -> None:
+def test_no_judge_no_attribution(make: Callable[..., Tally]) -> None:
     sites: set[tuple[int, int]] = set()
     counted = make(None, Keeper(), {}, sites)
     _app_code(counted.record)

@@ -32,12 +32,12 @@ from opentelemetry.util.types import Attributes
 from dashgen.declare import CREATING
 from dashgen.errors import DashgenError
 from dashgen.hints import Kind
-from dashgen.record.tally import APP, OTHER, TEST, TallyLike
+from dashgen.record.tally import APP, OTHER, TEST
 
 try:
     from dashgen.record._tally import Tally
 except ImportError:  # built without a compiler: the same in Python, slower
-    from dashgen.record.tally import Tally  # type: ignore[assignment]
+    from dashgen.record.tally import Tally
 
 _SKIPPED_DIRS = tuple(
     os.path.dirname(os.path.abspath(module.__file__ or "")) + os.sep
@@ -261,7 +261,7 @@ class CapturedInstrument:
     """Code id -> what that code is to this instrument (see ``Callers.verdict``)."""
     codes: dict[int, CodeType] = field(default_factory=dict)
     """Code id -> code: held, so that no id is reused while it is a key above."""
-    tally: TallyLike = field(init=False)
+    tally: Tally = field(init=False)
     """Counts what the app records: its ``record`` is the app's ``add``/``record``/``set``."""
 
     def __post_init__(self) -> None:
