@@ -5,6 +5,8 @@ compiler, as in this project's own setup; the Python one is the fallback)."""
 from __future__ import annotations
 
 import sys
+import threading
+import time
 import tracemalloc
 from collections.abc import Callable, Mapping
 from types import FrameType, MappingProxyType
@@ -212,3 +214,28 @@ def test_the_compiled_tally_counts_and_a_declaration_records_into_it_directly() 
         declared.bind(provider)
         assert "add" not in vars(declared)  # bound anew: the next add creates again
     assert instrument.tally.measurements == 2
+
+
+def test_the_c_tally_holds_under_threads_whose_keep_lets_others_run() -> None:
+    """``keep`` is Python code, so another thread may record while it runs: counts stay
+    exact under the GIL, and every combination is asked about."""
+    asked: list[tuple[int, int]] = []
+
+    def keep(attributes: Mapping[str, Any]) -> bool:
+        time.sleep(0)  # hand the GIL to another thread mid-call
+        asked.append((attributes["a"], attributes["b"]))
+        return True
+
+    counted = _tally.Tally(None, keep, {}, set())
+
+    def work(offset: int) -> None:
+        for i in range(500):
+            counted.record(1, {"a": (i + offset) % 10, "b": (i + offset) % 5})
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert counted.measurements == 2000
+    assert set(asked) == {(a, a % 5) for a in range(10)}

@@ -154,12 +154,21 @@ note(Tally *self, PyObject *attributes)
         return found < 0 ? -1 : 0;
     }
     int keep = call_keep(self, attributes);
-    if (keep != 1 || slot == NULL) {
-        return keep < 0 ? -1 : 0;
+    if (keep != 1) {
+        return keep;
     }
-    slot->attributes = PyDict_Copy(attributes);
+    /* `keep` ran Python code: another thread may have filled the slot meanwhile. */
+    slot = known_slot(self, hash, attributes, &found);
+    if (found != 0 || slot == NULL) {
+        return found < 0 ? -1 : 0;
+    }
+    PyObject *copy = PyDict_Copy(attributes);
+    if (copy == NULL) {
+        return -1;
+    }
+    slot->attributes = copy;
     slot->hash = hash;
-    return slot->attributes == NULL ? -1 : 0;
+    return 0;
 }
 
 /* The verdict on a frame's code: from the cache, the verdicts dict, or `judge` (which
