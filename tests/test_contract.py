@@ -26,7 +26,6 @@ from dashgen.verify.contract import (
     UNPARSABLE_QUERY,
     Finding,
     VerifyResult,
-    _matcher,
     check_contract,
 )
 from dashgen.verify.dashboards import (
@@ -37,7 +36,7 @@ from dashgen.verify.dashboards import (
     read_dashboard,
 )
 from dashgen.verify.promql import PromQLError, extract_refs, substitute_variables
-from dashgen.verify.regex import compile_regex
+from dashgen.verify.regex import compile_regex, full_matcher
 
 # --- helpers -------------------------------------------------------------------------------
 
@@ -416,7 +415,7 @@ def test_a_regex_listing_names_matches_exactly_those_names() -> None:
     what RE2 would, no more (no prefixes, no partial names) and no less."""
     listed = "http_requests_total|queue_depth|queue_depth_ratio"
     names = ["http_requests_total", "queue_depth", "queue_depth_ratio", "queue_dep", "http"]
-    assert [n for n in names if _matcher(listed)(n)] == [
+    assert [n for n in names if full_matcher(listed)(n)] == [
         n for n in names if compile_regex(listed).fullmatch(n)
     ]
     assert check('{__name__=~"http_requests_total|queue_depth"}').findings == ()

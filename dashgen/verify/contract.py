@@ -23,7 +23,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import NamedTuple
@@ -41,7 +41,7 @@ from dashgen.verify.dashboards import (
     Target,
 )
 from dashgen.verify.promql import PLACEHOLDER, QueryRefs, Selector
-from dashgen.verify.regex import Pattern, RegexError, compile_regex, examples
+from dashgen.verify.regex import Pattern, RegexError, compile_regex, examples, full_matcher
 
 UNKNOWN_METRIC = "unknown-metric"
 UNKNOWN_LABEL = "unknown-label"
@@ -70,9 +70,6 @@ _NAME_PARTS = re.compile(
     r"(?P<tail>_total|_bucket|_count|_sum)?"
 )
 _NOT_NAME_CHAR = re.compile(r"[^A-Za-z0-9_:]")
-#: A ``__name__`` regex that only lists names (``a|b|c``, as variable queries over a
-#: dashboard's metrics are written): it matches exactly those names.
-_NAME_LIST = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*(?:\|[A-Za-z_:][A-Za-z0-9_:]*)*")
 _SHORTLIST = 20
 
 
@@ -226,16 +223,6 @@ def _did_you_mean(names: Sequence[str], why: str = "") -> str:
     return f"did you mean {listed}?" + (f" ({why})" if why else "")
 
 
-def _matcher(regex: str) -> Callable[[str], object]:
-    """Whether a name fully matches ``regex``, as RE2 decides (RegexError when RE2 refuses
-    it). A list of names is a set lookup: a dashboard's variable queries list all its
-    metrics, and matching each exported name against each of them in RE2 cost seconds at
-    5,000 families."""
-    if _NAME_LIST.fullmatch(regex):
-        return frozenset(regex.split("|")).__contains__
-    return compile_regex(regex).fullmatch
-
-
 class _RegexMatch(NamedTuple):
     """The exported samples a ``__name__`` regex matches, and whether it may select externals.
 
@@ -288,7 +275,7 @@ class _Exported:
         cached = self._regexes.get(regex)
         if cached is None:
             try:
-                matches = _matcher(regex)
+                matches = full_matcher(regex)
             except RegexError as exc:
                 cached = exc
             else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import re._parser as re_parser  # type: ignore[import-not-found]
 import warnings
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import re2
@@ -37,6 +38,21 @@ def compile_regex(pattern: str) -> Pattern:
         text = reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)
         raise RegexError(text) from None
     return compiled
+
+
+#: A pattern that only lists names (``a|b|c``, as variable queries over a dashboard's metrics
+#: are written): it fully matches exactly those names.
+_NAME_LIST = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*(?:\|[A-Za-z_:][A-Za-z0-9_:]*)*")
+
+
+def full_matcher(pattern: str) -> Callable[[str], object]:
+    """Whether a text fully matches ``pattern``, as RE2 decides (RegexError when RE2 refuses
+    it). A list of names is a set lookup: a dashboard's variable queries list all its
+    metrics, and matching each exported name against each in RE2 cost seconds at 5,000
+    families."""
+    if _NAME_LIST.fullmatch(pattern):
+        return frozenset(pattern.split("|")).__contains__
+    return compile_regex(pattern).fullmatch
 
 
 _MAX_EXAMPLES = 16
