@@ -2,23 +2,56 @@
 
 Declare metrics with panel hints, group them into dashboards, and ``dashgen build``
 generates the Grafana JSON from the names the real exporter produces.
+
+The declaration API is imported on first use (``from dashgen import Counter``), so that
+the ``dashgen`` command, which imports this package first, pays for it only when it
+reads the sources.
 """
 
-from dashgen import expr, hints
-from dashgen.declare import (
-    Counter,
-    Dashboard,
-    Gauge,
-    Histogram,
-    Metric,
-    ObservableCounter,
-    ObservableGauge,
-    ObservableUpDownCounter,
-    Panel,
-    Row,
-    UpDownCounter,
-)
-from dashgen.rules import Alert, AlertRule, RecordingRule, RuleGroup
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dashgen import expr, hints
+    from dashgen.declare import (
+        Counter,
+        Dashboard,
+        Gauge,
+        Histogram,
+        Metric,
+        ObservableCounter,
+        ObservableGauge,
+        ObservableUpDownCounter,
+        Panel,
+        Row,
+        UpDownCounter,
+    )
+    from dashgen.rules import Alert, AlertRule, RecordingRule, RuleGroup
+
+#: Each public name and the module that defines it.
+_HOME = {
+    **dict.fromkeys(
+        (
+            "Counter",
+            "Dashboard",
+            "Gauge",
+            "Histogram",
+            "Metric",
+            "ObservableCounter",
+            "ObservableGauge",
+            "ObservableUpDownCounter",
+            "Panel",
+            "Row",
+            "UpDownCounter",
+        ),
+        "dashgen.declare",
+    ),
+    **dict.fromkeys(("Alert", "AlertRule", "RecordingRule", "RuleGroup"), "dashgen.rules"),
+    "expr": "dashgen.expr",
+    "hints": "dashgen.hints",
+}
 
 __all__ = [
     "Alert",
@@ -39,3 +72,17 @@ __all__ = [
     "expr",
     "hints",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module 'dashgen' has no attribute {name!r}")
+    module = importlib.import_module(home)
+    value = module if home.endswith(f".{name}") else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -22,7 +22,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import CodeType, ModuleType
 from typing import TypeGuard, get_args
@@ -51,6 +51,7 @@ from dashgen.isolate import run_isolated
 from dashgen.query_checks import check_queries
 from dashgen.rule_catalog import rule_groups
 from dashgen.rules import RuleGroup, RuleGroupSpec
+from dashgen.source_reads import SourceReads, watched
 from dashgen.units import contradiction, panel_unit
 from dashgen.vocabulary import color_problem, unit_problem
 
@@ -112,6 +113,8 @@ class Catalog:
     dashboards: tuple[DashboardSpec, ...]
     rule_groups: tuple[RuleGroupSpec, ...] = ()
     """Alerts and recording rules, by group name."""
+    reads: SourceReads = field(default_factory=SourceReads, compare=False)
+    """What importing the sources read: a memo of this catalog holds while they hold."""
 
     def metric(self, name: str) -> MetricSpec:
         return next(m for m in self.metrics if m.name == name)
@@ -131,7 +134,8 @@ def load_catalog(sources: Path, cache: Path | None = None) -> Catalog:
 
 def _collect_declarations(sources: Path, cache: Path | None) -> Catalog:
     root = sources.resolve().parent
-    modules = _import_sources(sources, root, cache)
+    with watched() as watch:
+        modules = _import_sources(sources, root, cache)
     metrics: dict[int, Metric] = {}
     dashboards: dict[int, Dashboard] = {}
     variables: dict[int, str] = {}
@@ -181,7 +185,10 @@ def _collect_declarations(sources: Path, cache: Path | None) -> Catalog:
     # only how to draw, as plain data.
     specs = [_map_hints(spec, _without_alert) for spec in specs]
     return Catalog(
-        metrics=tuple(specs), dashboards=tuple(dashboard_specs), rule_groups=groups_found
+        metrics=tuple(specs),
+        dashboards=tuple(dashboard_specs),
+        rule_groups=groups_found,
+        reads=watch.written_down(ignore=cache),
     )
 
 

@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from enum import StrEnum
-from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated
 
@@ -16,15 +15,11 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from dashgen.build.identity import declared
 from dashgen.build.write import Drift, diff_digests, tidy, write_tree
-from dashgen.catalog import Catalog
 from dashgen.config import Config, load_config
 from dashgen.errors import DashgenError
-from dashgen.memo import expected_output, recalled, remember_build
+from dashgen.memo import Expected, declarations_of, expected_output, recalled, remember_build
 from dashgen.pipelines import PipelineName
-from dashgen.record.coverage import render_table
-from dashgen.record.coverage import to_json as coverage_json
 from dashgen.verify.annotations import lines_in, to_github, to_junit, to_sarif
 from dashgen.verify.baseline import write_baseline as write_baseline_file
 from dashgen.verify.contract import Finding
@@ -93,9 +88,15 @@ ConfigDirOption = Annotated[
 ]
 
 
+def _dashgen_version() -> str:
+    from importlib.metadata import version  # 30 ms of imports that most runs do not need
+
+    return version("dashgen")
+
+
 def _show_version(asked: bool) -> None:
     if asked:
-        out.print(f"dashgen {version('dashgen')}")
+        out.print(f"dashgen {_dashgen_version()}")
         raise typer.Exit()
 
 
@@ -201,12 +202,15 @@ def build(
         if check:
             _check_output(config)
             return
-        catalog = declared(config)
         tidy(config.output)
-        drift = [] if _up_to_date(config, catalog) else _write_build(config, catalog, allow_empty)
+        known = recalled(config)
+        if known is not None and not diff_digests(config.output, known.digests):
+            drift: list[Drift] = []  # built from these very inputs: nothing to do
+        else:
+            drift, known = _write_build(config, allow_empty)
     shown = _display(config.output, config.root)
-    dashboards = len(catalog.dashboards)
-    families = len(catalog.metrics)
+    dashboards = known.dashboards
+    families = len(known.family_of)
     if drift:
         out.print(
             f"wrote {shown}/: {dashboards} dashboards, {families} metric families, "
@@ -222,26 +226,19 @@ def build(
 _WRITTEN = {"missing": "added", "stale": "updated", "orphan": "removed"}
 
 
-def _up_to_date(config: Config, catalog: Catalog) -> bool:
-    """A build of remembered inputs whose output dir holds just what it wrote: nothing to do,
-    and neither the exporter nor the renderer is needed to know it."""
-    known = recalled(config, catalog)
-    return known is not None and not diff_digests(config.output, known.digests)
-
-
-def _write_build(config: Config, catalog: Catalog, allow_empty: bool) -> list[Drift]:
+def _write_build(config: Config, allow_empty: bool) -> tuple[list[Drift], Expected]:
     from dashgen.build.stages import generate  # grafanalib and the SDK: not for `verify --help`
 
-    result = generate(config, catalog)
+    result = generate(config)
     drift = write_tree(config.output, result.files, allow_empty)
-    remember_build(config, result)  # so the `dashgen verify` that follows is a memo hit
-    return drift
+    # Remembered, so that the `dashgen verify` that follows is a memo hit.
+    return drift, remember_build(config, result)
 
 
 def _check_output(config: Config) -> None:
     """``build --check``: compare the output dir with what a build would write; exit 1 if
     it differs. A memo hit needs neither the exporter nor the renderer for this."""
-    expected = expected_output(config, declared(config))
+    expected = expected_output(config, declarations_of(config))
     drift = diff_digests(config.output, expected.digests)
     shown = _display(config.output, config.root)
     for item in drift:
@@ -420,7 +417,7 @@ def verify(
             if annotations:
                 out.print(annotations, markup=False)
         case VerifyFormat.sarif:
-            sarif = to_sarif(every.findings, lines_in(config.root), version("dashgen"))
+            sarif = to_sarif(every.findings, lines_in(config.root), _dashgen_version())
             out.print(sarif, markup=False, highlight=False, soft_wrap=True)
         case VerifyFormat.junit:
             out.print(to_junit(every), markup=False, highlight=False)
@@ -489,6 +486,9 @@ def coverage(
             exclude_dashboards=exclude,
         )
         report = recording_coverage(config, dashboards)
+    from dashgen.record.coverage import render_table  # the recording stage: only for coverage
+    from dashgen.record.coverage import to_json as coverage_json
+
     if output_format is OutputFormat.json:
         out.print(coverage_json(report), markup=False, highlight=False)
     else:

@@ -1,13 +1,14 @@
 """Remember what the exporter and the renderer made of a catalog, so that verifying an
-unchanged project needs neither.
+unchanged project needs neither, nor even an import of the sources.
 
 The families the real exporter gives and the files a build writes are a pure function of
 the declarations, the config, the ``OTEL_*`` environment, the interpreter and the code that
-ran (dashgen, the OTel SDK and exporter, grafanalib). The declarations are imported afresh
-on every run, so they are always current; the memo is keyed by them as data and stores, with
-its result, the size and mtime of every module file loaded when it was made. A change to any
-of these is a miss and the real pipeline runs again: the memo only ever answers for inputs
-it has seen.
+ran (dashgen, the OTel SDK and exporter, grafanalib). The declarations in turn are a
+function of what importing the sources read (:mod:`dashgen.source_reads`). So the memo is
+keyed by the config and environment, and stores, with its result, the size and mtime of
+every module file loaded when it was made and the fingerprint of every read the import
+made. A change to any of these is a miss and the real pipeline runs again: the memo only
+ever answers for inputs it has seen.
 """
 
 from __future__ import annotations
@@ -17,21 +18,23 @@ import hashlib
 import json
 import os
 import sys
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from functools import cached_property
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache, cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import promql_parser
 
+from dashgen.build.layout import LOCK
 from dashgen.build.write import digest
 from dashgen.cache import read_entry, write_entry
-from dashgen.catalog import Catalog
 from dashgen.config import Config, remember_valid_table
-from dashgen.families import Family
+from dashgen.families import Exported, Family
 from dashgen.isolate import dumps_plain, loads_plain
+from dashgen.source_reads import SourceReads
 from dashgen.verify import dashboard_files, dashboards, promql, rule_files
+from dashgen.verify.contract import VerifyResult
 from dashgen.verify.dashboard_files import (
     DashboardSet,
     LeftOut,
@@ -44,27 +47,45 @@ from dashgen.verify.dashboards import DashboardQueries
 
 if TYPE_CHECKING:
     from dashgen.build.stages import BuildResult
+    from dashgen.catalog import Catalog
 
-_MEMO_FILE = "code-side.json"
-_FORMAT = 2
+_MEMO_FILE = "code-side.memo"
+_CHECK_FILE = "contract.memo"
+_FORMAT = 3
 
 
 @dataclass(frozen=True)
 class Expected:
-    """What verify needs from the exporter and the renderer, small enough to remember."""
+    """What verify and build need from the sources, the exporter and the renderer, small
+    enough to remember."""
 
     families: tuple[Family, ...]
     family_of: Mapping[str, str]
     """Declared metric name -> the name of the family the exporter made of it."""
     digests: Mapping[str, str]
-    """Output-relative path -> sha256 of the exact bytes a build writes there."""
+    """Output-relative path -> sha256 of the exact bytes a build writes there; empty when
+    nothing was rendered."""
+    excluded: Mapping[str, str]
+    """Family name -> the reason its declaration gives in ``exclude=``."""
+    dashboards: int
+    """How many dashboards the sources declare."""
+    identity: str = field(default="", compare=False)
+    """The digest of the memo entry it was recalled from or stored as ("" when in none):
+    what a memo of a check against it is keyed by."""
 
     @classmethod
-    def of(cls, built: BuildResult) -> Expected:
+    def of(cls, catalog: Catalog, exported: Exported, files: Mapping[str, bytes]) -> Expected:
+        family_of = {name: m.family.name for name, m in exported.metrics.items()}
         return cls(
-            families=built.exported.families,
-            family_of={name: m.family.name for name, m in built.exported.metrics.items()},
-            digests={path: digest(data) for path, data in built.files.items()},
+            families=exported.families,
+            family_of=family_of,
+            digests={path: digest(data) for path, data in files.items()},
+            excluded={
+                family_of[spec.name]: spec.exclude_reason
+                for spec in catalog.metrics
+                if spec.exclude_reason is not None
+            },
+            dashboards=len(catalog.dashboards),
         )
 
     def family(self, metric: str) -> Family:
@@ -75,132 +96,165 @@ class Expected:
         return {family.name: family for family in self.families}
 
 
-def recalled(config: Config, catalog: Catalog) -> Expected | None:
-    """What a run on these very inputs computed, if one did."""
-    key = memo_key(config, catalog)
+def declarations_of(config: Config) -> Callable[[], Catalog]:
+    """The sources' declarations, imported when first asked for and then kept: a memo hit
+    never asks, so it imports neither the sources nor the stage that reads them."""
+
+    @cache
+    def declarations() -> Catalog:
+        from dashgen.build.identity import declared
+
+        return declared(config)
+
+    return declarations
+
+
+def recalled(config: Config) -> Expected | None:
+    """What a run on these very inputs computed, if one did (the sources are not imported)."""
+    key = memo_key(config)
     return None if key is None else recall(config, key)
 
 
-def expected_output(config: Config, catalog: Catalog) -> Expected:
-    """The exporter's families and the digests of the files a build writes, for ``catalog``:
-    remembered from a run on these very inputs, else computed (and remembered)."""
-    known = recalled(config, catalog)
+def expected_output(config: Config, declarations: Callable[[], Catalog]) -> Expected:
+    """The exporter's families and the digests of the files a build writes: remembered from
+    a run on these very inputs, else computed (and remembered) from ``declarations()``."""
+    known = recalled(config)
     if known is not None:
         return known
     # Imported here: the OTel SDK and grafanalib take ~0.3 s that a memo hit never pays.
     from dashgen.build.stages import generate
 
-    built = generate(config, catalog)
-    remember_build(config, built)
-    return Expected.of(built)
+    return remember_build(config, generate(config, declarations()))
 
 
-def exported_families(config: Config, catalog: Catalog) -> Expected:
+def exported_families(config: Config, declarations: Callable[[], Catalog]) -> Expected:
     """What verify of a dir other than the output dir needs: the families, remembered or
     from the exporter alone (no render: no file of that dir is compared with a build)."""
-    known = recalled(config, catalog)
+    known = recalled(config)
     if known is not None:
         return known
-    exported = config.pipeline.export(catalog.metrics)
-    return Expected(
-        families=exported.families,
-        family_of={name: m.family.name for name, m in exported.metrics.items()},
-        digests={},
-    )
+    catalog = declarations()
+    return Expected.of(catalog, config.pipeline.export(catalog.metrics), {})
 
 
-def memo_key(config: Config, catalog: Catalog) -> str | None:
-    """A digest of every input besides code files; ``None`` when the cache is off or an input
-    cannot be written down exactly (then there is no memo, never a guess)."""
+def memo_key(config: Config) -> str | None:
+    """A digest of every input besides code files and what the sources read; ``None`` when
+    the cache is off or an input cannot be written down exactly (then there is no memo,
+    never a guess)."""
     if config.cache is None:
         return None
     otel_environment = sorted((k, v) for k, v in os.environ.items() if k.startswith("OTEL_"))
     # Not sys.executable nor sys.path[0], the script's dir: `dashgen` and `python -m dashgen`
     # run the same code from the same environment and must share one memo.
     search_path = [os.path.abspath(entry or ".") for entry in sys.path[1:]]
-    material = [_FORMAT, sys.version, sys.prefix, search_path, otel_environment]
     try:
-        text = json.dumps([*material, config, catalog], default=_canonical, sort_keys=True)
+        lock = digest((config.output / LOCK).read_bytes())  # the uids the dashboards keep
+    except OSError:
+        lock = None
+    material = [_FORMAT, sys.version, sys.prefix, search_path, otel_environment, lock]
+    try:
+        text = json.dumps([*material, config], default=_canonical, sort_keys=True)
     except (TypeError, ValueError):
         return None
     return digest(text.encode())
 
 
 def recall(config: Config, key: str) -> Expected | None:
-    """The remembered result for ``key``, if no code file changed since it was made."""
-    data = read_entry(config.cache, _MEMO_FILE) if config.cache is not None else None
+    """The remembered result for ``key``, if no code file changed since it was made and
+    every read of the sources' import still reads the same."""
+    found = _recalled_entry(config, _MEMO_FILE, key)
+    if found is None:
+        return None
+    (reads, expected), identity = found
+    if not isinstance(reads, SourceReads) or not isinstance(expected, Expected):
+        return None
+    return dataclasses.replace(expected, identity=identity) if reads.still_true() else None
+
+
+def remember(config: Config, key: str, expected: Expected, reads: SourceReads) -> Expected:
+    """Store ``expected`` for ``key``, with the state of every code file that made it and
+    of every read that made its declarations; it comes back with its entry's identity."""
+    remember_valid_table(config)
+    identity = _remembered_entry(config, _MEMO_FILE, key, reads, expected)
+    return dataclasses.replace(expected, identity=identity)
+
+
+def remember_build(config: Config, built: BuildResult) -> Expected:
+    """Remember what a build computed, so that the verify that follows it is a hit."""
+    expected = Expected.of(built.catalog, built.exported, built.files)
+    key = memo_key(config)
+    return expected if key is None else remember(config, key, expected, built.catalog.reads)
+
+
+def remembered_check(
+    config: Config,
+    code: Expected,
+    files: Sequence[Path],
+    notes: Sequence[str],
+    check: Callable[[], VerifyResult],
+) -> VerifyResult:
+    """``check()``, the contract check of ``files`` against ``code``, remembered by both: the
+    same code side (the memo entry it was recalled from) and the same bytes in every file
+    the check reads give the same findings, and a hit neither parses nor checks a query."""
+    if config.cache is None or not code.identity:
+        return check()
+    contents = [(str(path), _content_digest(path)) for path in files]
+    key = digest(json.dumps([_FORMAT, code.identity, notes, contents]).encode())
+    found = _recalled_entry(config, _CHECK_FILE, key)
+    if found is not None and isinstance(result := found[0][0], VerifyResult):
+        return result
+    result = check()
+    _remembered_entry(config, _CHECK_FILE, key, result)
+    return result
+
+
+def _recalled_entry(config: Config, name: str, key: str) -> tuple[list[Any], str] | None:
+    """The payload stored under ``name`` for ``key`` and the entry's digest, if no code file
+    changed since it was stored."""
+    data = read_entry(config.cache, name) if config.cache is not None else None
     if data is None:
         return None
     try:
-        stored = json.loads(data)
-        if stored["format"] != _FORMAT or stored["key"] != key:
-            return None
-        if any(_stat(path) != [mtime, size] for path, mtime, size in stored["code"]):
-            return None
-        return Expected(
-            families=tuple(
-                Family(
-                    f["name"],
-                    f["type"],
-                    tuple(f["samples"]),
-                    _labels(f["labels"]),
-                    f["source"],
-                    f["unit"],
-                )
-                for f in stored["families"]
-            ),
-            family_of=dict(stored["family_of"]),
-            digests=dict(stored["digests"]),
-        )
-    except (ValueError, KeyError, TypeError):
-        return None  # a memo this version cannot read: compute afresh
+        stored_key, code, *payload = loads_plain(data)
+    except Exception:  # a memo this version cannot read: compute afresh
+        return None
+    if stored_key != key or any(_stat(path) != stat for path, stat in code):
+        return None
+    return payload, digest(data)
 
 
-def remember(config: Config, key: str, expected: Expected) -> None:
-    """Store ``expected`` for ``key``, with the state of every code file that made it."""
+def _remembered_entry(config: Config, name: str, key: str, *payload: object) -> str:
+    """Store ``payload`` for ``key`` under ``name``; the entry's digest ("" with no cache)."""
     if config.cache is None:
-        return
-    remember_valid_table(config)
-    stored = {
-        "format": _FORMAT,
-        "key": key,
-        "code": _loaded_code(config.sources),
-        "families": [dataclasses.asdict(f) for f in expected.families],
-        "family_of": dict(expected.family_of),
-        "digests": dict(expected.digests),
-    }
-    write_entry(config.cache, _MEMO_FILE, json.dumps(stored, separators=(",", ":")).encode())
+        return ""
+    data = dumps_plain((key, _loaded_code(), *payload))
+    write_entry(config.cache, name, data)
+    return digest(data)
 
 
-def remember_build(config: Config, built: BuildResult) -> None:
-    """Remember what a build computed, so that the verify that follows it is a hit."""
-    key = memo_key(config, built.catalog)
-    if key is not None:
-        remember(config, key, Expected.of(built))
+def _content_digest(path: Path) -> str | None:
+    try:
+        return digest(path.read_bytes())
+    except OSError:
+        return None  # the check says why it cannot read it
 
 
-def _loaded_code(sources: Path) -> list[list[Any]]:
-    """``[path, mtime_ns, size]`` of every module file this process has loaded, and of the
-    sources (imported afresh each run, so no longer loaded): a source could patch code."""
+def _loaded_code() -> list[tuple[str, tuple[int, int]]]:
+    """``(path, (mtime_ns, size))`` of every module file this process has loaded."""
     paths = {
         file
         for module in list(sys.modules.values())
         if isinstance(file := getattr(module, "__file__", None), str)
     }
-    paths.update(str(path) for path in sources.glob("*.py"))
-    return [[path, *stat] for path in sorted(paths) if (stat := _stat(path)) is not None]
+    return [(path, stat) for path in sorted(paths) if (stat := _stat(path)) is not None]
 
 
-def _stat(path: str) -> list[int] | None:
+def _stat(path: str) -> tuple[int, int] | None:
     try:
         status = os.stat(path)
     except OSError:
         return None
-    return [status.st_mtime_ns, status.st_size]
-
-
-def _labels(labels: list[str] | None) -> tuple[str, ...] | None:
-    return None if labels is None else tuple(labels)
+    return (status.st_mtime_ns, status.st_size)
 
 
 def _canonical(value: object) -> object:

@@ -79,3 +79,12 @@ def test_the_stages_of_the_build_never_import_verify_live_or_record() -> None:
         if name.startswith("dashgen.build"):
             jobs = ("dashgen.verify", "dashgen.live", "dashgen.record")
             assert not {m for m in imported if m.startswith(jobs)}, name
+
+
+def test_the_package_exports_every_public_name_it_lists() -> None:
+    """``dashgen/__init__`` imports its API on first use: each listed name must resolve."""
+    import dashgen
+
+    assert sorted(dashgen.__all__) == sorted(dashgen._HOME)
+    for name in dashgen.__all__:
+        assert getattr(dashgen, name).__name__.rpartition(".")[2] == name

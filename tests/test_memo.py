@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 
 from dashgen.cache import read_entry
-from dashgen.catalog import load_catalog
 from dashgen.config import load_config
+from dashgen.isolate import loads_plain
 from dashgen.memo import Expected, memo_key, recall, remember
+from dashgen.source_reads import SourceReads
 from tests.conftest import Project
 from tests.test_build import GOOD_SOURCE
 from tests.test_verify import names_new_family
@@ -110,11 +111,12 @@ def test_a_changed_code_file_is_a_miss(tmp_path: Path, project: Project) -> None
     try:
         __import__("dashgen_memo_probe")
         config = load_config(project.root)
-        catalog = load_catalog(config.sources)
-        key = memo_key(config, catalog)
+        key = memo_key(config)
         assert key is not None
-        expected = Expected(families=(), family_of={}, digests={"app.json": "0" * 64})
-        remember(config, key, expected)
+        expected = Expected(
+            families=(), family_of={}, digests={"app.json": "0" * 64}, excluded={}, dashboards=1
+        )
+        remember(config, key, expected, SourceReads())
         assert recall(config, key) == expected
         assert recall(config, "another key") is None
         module.write_text("VALUE = 22\n")
@@ -124,27 +126,27 @@ def test_a_changed_code_file_is_a_miss(tmp_path: Path, project: Project) -> None
         sys.modules.pop("dashgen_memo_probe", None)
 
 
-def test_the_key_follows_declarations_config_and_otel_environment(
+def test_the_key_follows_config_uid_lock_and_otel_environment(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project.source("m.py", GOOD_SOURCE)
     config = load_config(project.root)
-    catalog = load_catalog(config.sources)
-    key = memo_key(config, catalog)
-    assert key == memo_key(load_config(project.root), load_catalog(config.sources))
-    project.source("m.py", GOOD_SOURCE.replace('"Traffic"', '"Traffic v2"'))
-    assert memo_key(config, load_catalog(config.sources)) != key
+    key = memo_key(config)
+    assert key == memo_key(load_config(project.root))
     other_url = load_config(project.root, {"prometheus_url": "http://prom:9090"})
-    assert memo_key(other_url, catalog) != key
+    assert memo_key(other_url) != key
+    project.generated.mkdir()
+    (project.generated / "dashgen.lock").write_text('{"dashboards": {}, "version": 1}\n')
+    assert memo_key(config) != key
     monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "service.name=shop")
-    assert memo_key(config, catalog) != key
+    assert memo_key(config) != key
 
 
 def test_a_damaged_cache_is_ignored_and_replaced(project: Project) -> None:
     project.source("m.py", GOOD_SOURCE)
     assert project.run("build").exit_code == 0
     entries = [p for p in project.cache.rglob("*") if p.is_file() and p.name != ".gitignore"]
-    assert {p.name for p in entries if p.suffix != ".code"} == {"code-side.json", "config-valid"}
+    assert {p.name for p in entries if p.suffix != ".code"} == {"code-side.memo", "config-valid"}
     for entry in entries:
         entry.write_bytes(entry.read_bytes()[: len(entry.read_bytes()) // 2])
     with (project.generated / "app.json").open("a") as stale:
@@ -154,8 +156,8 @@ def test_a_damaged_cache_is_ignored_and_replaced(project: Project) -> None:
     assert {f["kind"] for f in json.loads(result.stdout)["findings"]} == {"stale-file"}
     assert project.run("build").exit_code == 0
     assert project.run("verify").exit_code == 0
-    memo = read_entry(project.cache, "code-side.json")
-    assert memo is not None and json.loads(memo)["families"]
+    memo = read_entry(project.cache, "code-side.memo")
+    assert memo is not None and loads_plain(memo)[3].families
 
 
 def _flip_byte(offset: int) -> Callable[[bytes], bytes]:
@@ -163,15 +165,15 @@ def _flip_byte(offset: int) -> Callable[[bytes], bytes]:
 
 
 def _one_letter(data: bytes) -> bytes:
-    """Valid JSON still, with one letter of a family name changed."""
-    return data.replace(b'"app_requests', b'"app_rexuests', 1)
+    """A memo that still unpickles, with one letter of a family name changed."""
+    return data.replace(b"app_requests", b"app_rexuests", 1)
 
 
 DAMAGE: dict[str, tuple[str, Callable[[bytes], bytes]]] = {
     **{f"code-byte-{o}": (".code", _flip_byte(o)) for o in (0, 40, 90, 200, -3)},
     "code-zeroed-tail": (".code", lambda data: data[:-16] + bytes(16)),
-    "memo-one-letter": (".json", _one_letter),
-    "memo-byte-60": (".json", _flip_byte(60)),
+    "memo-one-letter": (".memo", _one_letter),
+    "memo-byte-60": (".memo", _flip_byte(60)),
 }
 
 
@@ -295,3 +297,113 @@ def test_remembered_dashboards_give_the_same_report(project: Project) -> None:
     same()
     (boards / "thanos-query.json").unlink()
     same()
+
+
+#: Declares one counter per line of a data file (as a team that lists its metrics in YAML).
+_FROM_DATA_FILE = """\
+from pathlib import Path
+from dashgen import Counter, Dashboard, Row
+
+NAMES = (Path(__file__).parent.parent / "metrics.txt").read_text().split()
+METRICS = [Counter(name, unit="1") for name in NAMES]
+APP = Dashboard("App", uid="app", rows=[Row("Traffic", METRICS)])
+"""
+
+
+def _verify_reports_family(project: Project, family: str) -> bool:
+    result = project.run("verify", "--format", "json")
+    assert result.exit_code == 1
+    return names_new_family(json.loads(result.stdout)["findings"], family)
+
+
+def test_a_data_file_the_sources_read_is_part_of_the_key(project: Project) -> None:
+    """Same size, same mtime, other bytes: the memo fingerprints files in the project by
+    content, so the edit is seen (a stat would take it for the old file)."""
+    project.source("m.py", _FROM_DATA_FILE)
+    data = project.write("metrics.txt", "app.aaaa\n")
+    assert project.run("build").exit_code == 0
+    assert project.run("verify").exit_code == 0
+    before = data.stat()
+    data.write_text("app.bbbb\n")
+    os.utime(data, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert _verify_reports_family(project, "app_bbbb")
+
+
+def test_a_helper_module_in_the_project_is_part_of_the_key(project: Project) -> None:
+    project.write("src/names.py", 'REQUESTS = "app.requests"\n')
+    project.source(
+        "m.py",
+        GOOD_SOURCE.replace('"app.requests"', "names.REQUESTS").replace(
+            "from dashgen", "import names\nfrom dashgen"
+        ),
+    )
+    assert project.run("build").exit_code == 0
+    assert project.run("verify").exit_code == 0
+    project.write("src/names.py", 'REQUESTS = "app.requestz"\n')
+    assert _verify_reports_family(project, "app_requestz")
+
+
+def test_a_new_source_file_is_a_miss(project: Project) -> None:
+    project.source("m.py", GOOD_SOURCE)
+    assert project.run("build").exit_code == 0
+    project.source(
+        "n.py",
+        'from dashgen import Gauge, Dashboard, Row\nQ = Gauge("app.queue", unit="1")\n'
+        'N = Dashboard("N", uid="n", rows=[Row("Q", [Q])])\n',
+    )
+    result = project.run("verify", "--format", "json")
+    assert result.exit_code == 1
+    assert ("missing-file", "n.json") in {
+        (f["kind"], f["subject"]) for f in json.loads(result.stdout)["findings"]
+    }
+
+
+def test_a_dir_the_sources_list_is_part_of_the_key(project: Project) -> None:
+    """A source that declares a counter per file of a dir: a new file is a new counter."""
+    project.write("metrics.d/app.aaaa", "")
+    project.source(
+        "m.py",
+        _FROM_DATA_FILE.replace(
+            '(Path(__file__).parent.parent / "metrics.txt").read_text().split()',
+            'sorted(p.name for p in (Path(__file__).parent.parent / "metrics.d").iterdir())',
+        ),
+    )
+    assert project.run("build").exit_code == 0
+    assert project.run("verify").exit_code == 0
+    project.write("metrics.d/app.bbbb", "")
+    assert _verify_reports_family(project, "app_bbbb")
+
+
+def test_a_source_that_reads_the_whole_environment_misses_on_any_change(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.source(
+        "m.py",
+        "import os\n"
+        + GOOD_SOURCE.replace(
+            '"app.requests"',
+            'next((v for k, v in os.environ.items() if k == "WHICH"), "app.requests")',
+        ),
+    )
+    assert project.run("build").exit_code == 0
+    assert project.run("verify").exit_code == 0
+    monkeypatch.setenv("WHICH", "app.orders")
+    assert _verify_reports_family(project, "app_orders")
+
+
+def test_a_memo_hit_imports_no_source(project: Project) -> None:
+    """Each import of the source appends a line to a file: a hit leaves it as the build did."""
+    project.source(
+        "m.py",
+        'from pathlib import Path\n(Path(__file__).parent / "imports.log").open("a").write("x\\n")\n'
+        + GOOD_SOURCE,
+    )
+    log = project.root / "src" / "imports.log"
+    assert project.run("build").exit_code == 0
+    assert log.read_text() == "x\n"
+    assert project.run("verify").exit_code == 0
+    assert project.run("build", "--check").exit_code == 0
+    assert project.run("build").exit_code == 0
+    assert log.read_text() == "x\n"
+    assert project.run("verify", "--no-cache").exit_code == 0
+    assert log.read_text() == "x\nx\n"

@@ -102,7 +102,7 @@ links = st.sampled_from(
 )
 #: Every name dashgen gives an entry of its cache dir: none comes from a title, uid or source.
 CACHE_ENTRY = re.compile(
-    r"\.gitignore|code-side\.json|config-valid|sources(/[0-9a-f]{32}\.code)?"
+    r"\.gitignore|code-side\.memo|contract\.memo|config-valid|sources(/[0-9a-f]{32}\.code)?"
     r"|dashboards(/[0-9a-f]{32})?"
 )
 

@@ -19,11 +19,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from dashgen.build.layout import LOCK
 from dashgen.catalog import Catalog, check_unique_uids, load_catalog
 from dashgen.config import Config
 from dashgen.errors import DashgenError
 
-LOCK = "dashgen.lock"
 _LOCK_VERSION = 1
 _ID_SPACE = 999_983  # a prime: ids 1 .. 999,983, small enough to read in a URL
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from dashgen.build.layout import RULES_DIR
 from dashgen.build.plan import Matcher, hint_targets, recording_name, render_query
 from dashgen.catalog import Catalog
 from dashgen.families import Exported, ExportedMetric
@@ -18,7 +19,6 @@ from dashgen.hints import Hint
 from dashgen.rules import RULE_WINDOW, AlertSpec, Comparison, RecordingSpec, alert_condition
 
 _GRAFANA_WINDOWS = ("$__rate_interval", "$__range")
-RULES_DIR = "rules"
 """The output dir's subdir of rule files (``<group>.yaml``) and their tests (``tests/``)."""
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import gc
 from dataclasses import dataclass
 
-from dashgen.build.identity import LOCK, declared, render_lock
+from dashgen.build.identity import declared, render_lock
+from dashgen.build.layout import LOCK
 from dashgen.build.plan import plan_dashboards
 from dashgen.build.render import render_dashboard, render_provisioning
 from dashgen.build.rule_files import GRAFANA_ALERTING, render_grafana_alerting, render_rule_file

@@ -28,8 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from dashgen.build.identity import LOCK
-from dashgen.build.rules import RULES_DIR
+from dashgen.build.layout import LOCK, RULES_DIR
 from dashgen.errors import DashgenError
 
 DriftKind = Literal["stale", "missing", "orphan"]

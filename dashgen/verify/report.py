@@ -47,7 +47,6 @@ from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from dashgen.verify.contract import Finding, VerifyResult
@@ -104,6 +103,8 @@ def render_live_human(live: LiveResult, console: Console) -> None:
     for file, group in groupby(findings, attrgetter("file")):
         for line in _group_lines(_shown(file), list(group)):
             console.print(line, soft_wrap=True)
+    from rich.table import Table  # only a live check has a table to show
+
     table = Table(title=f"live check on {live.engine}", title_justify="left")
     for column in ("dashboard", "queries", "with data", "findings"):
         table.add_column(column, justify="left" if column == "dashboard" else "right")

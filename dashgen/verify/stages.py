@@ -6,32 +6,27 @@ user callable that creates plain OTel instruments (adoption on an existing codeb
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from functools import cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dashgen.build.identity import declared
-from dashgen.build.rules import RULES_DIR
+from dashgen.build.layout import RULES_DIR
 from dashgen.build.write import Drift, diff_digests, owned
-from dashgen.catalog import Catalog
 from dashgen.config import Config
 from dashgen.errors import DashgenError
 from dashgen.families import Family
 from dashgen.isolate import run_isolated
-from dashgen.memo import expected_output, exported_families, remembered_dashboards
-from dashgen.pipelines import FROM_THE_APP, Pipeline, PipelineName
-from dashgen.record.coverage import (
-    CodeInstrument,
-    Coverage,
-    created_instruments,
-    declared_instruments,
-    learn_labels,
-    measure,
-    with_recorded_values,
-    with_recording,
+from dashgen.memo import (
+    Expected,
+    declarations_of,
+    expected_output,
+    exported_families,
+    remembered_check,
+    remembered_dashboards,
 )
-from dashgen.record.recording import DEFAULT_PATH, ExportedInstrument, read_recording
+from dashgen.pipelines import FROM_THE_APP, Pipeline, PipelineName
 from dashgen.verify.accepted import ContractRules
 from dashgen.verify.baseline import read_baseline, without_known
 from dashgen.verify.contract import (
@@ -43,13 +38,16 @@ from dashgen.verify.contract import (
     VerifyResult,
     check_contract,
 )
-from dashgen.verify.dashboard_files import read_dashboards, read_file
+from dashgen.verify.dashboard_files import dashboard_paths, read_dashboards, read_file
 from dashgen.verify.dashboards import DashboardQueries
 from dashgen.verify.rule_files import recorded_families
 from dashgen.verify.upgrade import with_upgrade
 
 if TYPE_CHECKING:
+    from dashgen.catalog import Catalog
     from dashgen.live.stages import LiveResult
+    from dashgen.record.coverage import CodeInstrument, Coverage
+    from dashgen.record.recording import ExportedInstrument
 
 _DRIFT_KINDS = {"stale": STALE_FILE, "missing": MISSING_FILE, "orphan": ORPHAN_FILE}
 
@@ -59,24 +57,36 @@ class CodeSide:
     families: tuple[Family, ...]
     drift: tuple[Drift, ...] | None
     """Stale/missing/orphan files of the output dir; ``None`` when not checked."""
-    catalog: Catalog | None = None
-    """The declarations, when the code side is dashgen sources."""
+    expected: Expected | None = None
+    """What the declarations export, when the code side is dashgen sources."""
     instruments: tuple[CodeInstrument, ...] = ()
-    """The declared or created instruments, for a recording to be matched against."""
-    excluded: Mapping[str, str] = field(default_factory=dict)
-    """Families of declarations marked ``exclude=``: family name -> reason."""
+    """The instruments an ``--instruments`` callable created."""
 
     def rules(self, config: Config) -> ContractRules:
         """The configured rules, plus the exclusions the declarations themselves carry."""
         rules = config.rules()
-        return replace(rules, excluded={**self.excluded, **rules.excluded})
+        excluded = {} if self.expected is None else self.expected.excluded
+        return replace(rules, excluded={**excluded, **rules.excluded})
+
+    def code_instruments(self, declarations: Callable[[], Catalog]) -> tuple[CodeInstrument, ...]:
+        """The instruments a recording is matched against: created, or declared."""
+        if self.expected is None:
+            return self.instruments
+        from dashgen.record.coverage import declared_instruments  # only for a recording
+
+        return declared_instruments(declarations().metrics, self.expected.family)
 
 
-def code_side(config: Config, directory: Path) -> CodeSide:
-    """What the code exports; for dashgen sources also whether ``directory`` is stale."""
+def code_side(
+    config: Config, directory: Path, declarations: Callable[[], Catalog] | None = None
+) -> CodeSide:
+    """What the code exports; for dashgen sources also whether ``directory`` is stale.
+    ``declarations`` loads the sources when the memo does not answer (by default through
+    :func:`declarations_of`)."""
     if config.pipeline.name in FROM_THE_APP:
         return CodeSide(_families_from_the_app(config), None)
     if config.instruments:
+        from dashgen.record.coverage import created_instruments
         from dashgen.record.replay import export_callable  # the OTel SDK: only this path needs it
 
         created = run_isolated(
@@ -90,25 +100,14 @@ def code_side(config: Config, directory: Path) -> CodeSide:
         return CodeSide(
             tuple(created.families), None, instruments=created_instruments(created.instruments)
         )
-    catalog = declared(config)
-    drift = None
+    declarations = declarations or declarations_of(config)
     if directory.resolve() == config.output.resolve():
-        expected = expected_output(config, catalog)
-        drift = tuple(diff_digests(config.output, expected.digests))
+        expected = expected_output(config, declarations)
+        drift: tuple[Drift, ...] | None = tuple(diff_digests(config.output, expected.digests))
     else:
-        expected = exported_families(config, catalog)
-    excluded = {
-        expected.family_of[spec.name]: spec.exclude_reason
-        for spec in catalog.metrics
-        if spec.exclude_reason is not None
-    }
-    return CodeSide(
-        expected.families,
-        drift,
-        catalog,
-        declared_instruments(catalog.metrics, expected.family),
-        excluded,
-    )
+        expected = exported_families(config, declarations)
+        drift = None
+    return CodeSide(expected.families, drift, expected)
 
 
 def _families_from_the_app(config: Config) -> tuple[Family, ...]:
@@ -160,59 +159,100 @@ def verify(
     """The static contract checks, then (with ``live``) every query against a real TSDB."""
     if not directory.is_dir():
         raise DashgenError(str(directory), "dashboards dir not found")
-    code = code_side(config, directory)
+    # Each input is read only if a step needs it: a memo hit needs neither the sources'
+    # declarations nor the dashboards' parsed queries.
+    declarations = declarations_of(config)
+    code = code_side(config, directory, declarations)
     is_output = directory.resolve() == config.output.resolve()
-    found = remembered_dashboards(
-        directory.resolve(), config.root, config.cache, config.exclude_dashboards, is_output
+    found = cache(
+        partial(
+            remembered_dashboards,
+            directory.resolve(),
+            config.root,
+            config.cache,
+            config.exclude_dashboards,
+            is_output,
+        )
     )
-    dashboards = found.dashboards
     recording = exported_recording(config, config.recorded) if config.recorded else None
-    families = code.families if recording is None else learn_labels(code.families, recording)
-    generated_rules = _generated_rules(config, is_output)
-    families = (*families, *recorded_families([*dashboards, *generated_rules]))
-    static = check_contract(dashboards, families, code.rules(config), found.notes)
+    if recording is not None:  # the recording's own checks: imported only for one
+        from dashgen.record.coverage import (
+            learn_labels,
+            measure,
+            with_recorded_values,
+            with_recording,
+        )
+    rule_paths = _generated_rule_paths(config, is_output)
+    generated_rules = cache(partial(_generated_rules, rule_paths, config.root))
+
+    def contract() -> VerifyResult:
+        dashboards = found().dashboards
+        families = code.families if recording is None else learn_labels(code.families, recording)
+        families = (*families, *recorded_families([*dashboards, *generated_rules()]))
+        result = check_contract(dashboards, families, code.rules(config), found().notes)
+        if code.expected is None:
+            return result
+        return with_other_pipelines(result, declarations, config.pipeline)
+
+    if recording is None and code.expected is not None:
+        paths, notes = dashboard_paths(directory.resolve(), config.exclude_dashboards)
+        static = remembered_check(config, code.expected, [*paths, *rule_paths], notes, contract)
+    else:
+        static = contract()
     if recording is not None:
-        coverage = measure(code.instruments, recording, dashboards, config.unrecorded)
-        static = with_recording(static, coverage, dashboards)
+        instruments = code.code_instruments(declarations)
+        coverage = measure(instruments, recording, found().dashboards, config.unrecorded)
+        static = with_recording(static, coverage, found().dashboards)
     static = _with_drift(static, code, directory, config)
-    if code.catalog is not None:
-        static = with_other_pipelines(static, code.catalog, config.pipeline)
     if config.exporter_version is not None:
-        static = _with_exporter_version(static, code, dashboards, config, config.exporter_version)
+        static = _with_exporter_version(
+            static, code, declarations, found().dashboards, config, config.exporter_version
+        )
     if config.baseline is not None:
         static = without_known(static, read_baseline(config.baseline), config.baseline)
     if live is None:
         return Verified(static)
     from dashgen.live.stages import run_live  # servers and the SDK: only for --live
 
-    catalog = code.catalog
+    catalog = declarations() if code.expected is not None else None
     if catalog is not None and recording is not None:
         catalog = with_recorded_values(catalog, recording)
     outcome = run_live(
-        catalog, code.families, dashboards, live, progress, config.pipeline, generated_rules
+        catalog,
+        code.families,
+        found().dashboards,
+        live,
+        progress,
+        config.pipeline,
+        generated_rules(),
     )
     return Verified(static, outcome)
 
 
-def _generated_rules(config: Config, is_output: bool) -> list[DashboardQueries]:
-    """The build's rule groups, whose recording rules hand-written dashboards may query
+def _generated_rule_paths(config: Config, is_output: bool) -> list[Path]:
+    """The build's rule files, whose recording rules hand-written dashboards may query
     (when the output dir itself is checked, its rules are read with its dashboards)."""
     rules_dir = config.output / RULES_DIR
     if is_output or not rules_dir.is_dir():
         return []
-    found = (read_file(path, config.root)[0] for path in sorted(rules_dir.glob("*.yaml")))
+    return sorted(rules_dir.glob("*.yaml"))
+
+
+def _generated_rules(paths: Sequence[Path], root: Path) -> list[DashboardQueries]:
+    found = (read_file(path, root)[0] for path in paths)
     return [group for groups in found for group in groups if group.rules]
 
 
 def _with_exporter_version(
     result: VerifyResult,
     code: CodeSide,
+    declarations: Callable[[], Catalog],
     dashboards: Sequence[DashboardQueries],
     config: Config,
     version: str,
 ) -> VerifyResult:
     """The queries that another version of the pull exporter would break."""
-    if code.catalog is None or config.pipeline.name is not PipelineName.PROMETHEUS_EXPORTER:
+    if code.expected is None or config.pipeline.name is not PipelineName.PROMETHEUS_EXPORTER:
         raise DashgenError(
             "--exporter-version",
             "compares the pull exporter's names for dashgen sources (pipeline "
@@ -220,19 +260,24 @@ def _with_exporter_version(
         )
     from dashgen.pipelines.exporter_version import export_at  # a venv and pip: only here
 
-    theirs = export_at(version, code.catalog.metrics, config.root / ".dashgen" / "exporters")
-    ours = config.pipeline.export(code.catalog.metrics)
+    metrics = declarations().metrics
+    theirs = export_at(version, metrics, config.root / ".dashgen" / "exporters")
+    ours = config.pipeline.export(metrics)
     return with_upgrade(result, dashboards, ours, theirs, version)
 
 
-def with_other_pipelines(result: VerifyResult, catalog: Catalog, ours: Pipeline) -> VerifyResult:
+def with_other_pipelines(
+    result: VerifyResult, declarations: Callable[[], Catalog], ours: Pipeline
+) -> VerifyResult:
     """An unknown metric that another export path would store under that name gets a hint
     saying so: the dashboard was written for a deployment other than the configured one.
 
-    The other paths run only when there is such a finding to explain."""
+    The other paths (and the sources, after a memo hit) run only when there is such a
+    finding to explain."""
     unknown = {f.subject for f in result.findings if f.kind == UNKNOWN_METRIC}
     if not unknown:
         return result
+    catalog = declarations()
     mine = ours.export(catalog.metrics).metrics
     by_name: dict[str, tuple[Pipeline, str, str]] = {}
     for other in other_pipelines(ours):
@@ -277,12 +322,20 @@ def recording_coverage(config: Config, directory: Path | None) -> Coverage:
     """``dashgen coverage``: the recording against the code's instruments (when there are
     dashgen sources or an ``--instruments`` callable) and the panels in ``directory``
     (given, or else the output dir when there is one: adoption projects have none)."""
+    from dashgen.record.coverage import measure
+    from dashgen.record.recording import DEFAULT_PATH
+
     recording = exported_recording(config, config.recorded or config.root / DEFAULT_PATH)
     if directory is not None and not directory.is_dir():
         raise DashgenError(str(directory), "dashboards dir not found")
     shown = directory or (config.output if config.output.is_dir() else None)
     has_code = config.instruments or config.sources.is_dir()
-    code = code_side(config, shown or config.output).instruments if has_code else ()
+    declarations = declarations_of(config)
+    code = (
+        code_side(config, shown or config.output, declarations).code_instruments(declarations)
+        if has_code
+        else ()
+    )
     dashboards: tuple[DashboardQueries, ...] = ()
     if shown is not None:
         found = read_dashboards(
@@ -295,6 +348,7 @@ def recording_coverage(config: Config, directory: Path | None) -> Coverage:
 def exported_recording(config: Config, path: Path) -> list[ExportedInstrument]:
     """A recording and the names its instruments get along the configured path (the pull
     exporter for pipelines that read the app's own registries)."""
+    from dashgen.record.recording import read_recording
     from dashgen.record.replay import export_recorded  # the OTel SDK: only a recording needs it
 
     pipeline = None if config.pipeline.name in FROM_THE_APP else config.pipeline
