@@ -30,28 +30,9 @@ if TYPE_CHECKING:
     )
     from dashgen.rules import Alert, AlertRule, RecordingRule, RuleGroup
 
-#: Each public name and the module that defines it.
-_HOME = {
-    **dict.fromkeys(
-        (
-            "Counter",
-            "Dashboard",
-            "Gauge",
-            "Histogram",
-            "Metric",
-            "ObservableCounter",
-            "ObservableGauge",
-            "ObservableUpDownCounter",
-            "Panel",
-            "Row",
-            "UpDownCounter",
-        ),
-        "dashgen.declare",
-    ),
-    **dict.fromkeys(("Alert", "AlertRule", "RecordingRule", "RuleGroup"), "dashgen.rules"),
-    "expr": "dashgen.expr",
-    "hints": "dashgen.hints",
-}
+#: The public names defined outside ``dashgen.declare``: two modules, and the rule API.
+_MODULES = frozenset({"expr", "hints"})
+_RULES = frozenset({"Alert", "AlertRule", "RecordingRule", "RuleGroup"})
 
 __all__ = [
     "Alert",
@@ -75,11 +56,13 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
+    if name not in __all__:
         raise AttributeError(f"module 'dashgen' has no attribute {name!r}")
-    module = importlib.import_module(home)
-    value = module if home.endswith(f".{name}") else getattr(module, name)
+    if name in _MODULES:
+        value = importlib.import_module(f"dashgen.{name}")
+    else:
+        home = "dashgen.rules" if name in _RULES else "dashgen.declare"
+        value = getattr(importlib.import_module(home), name)
     globals()[name] = value
     return value
 

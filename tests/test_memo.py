@@ -395,8 +395,8 @@ def test_a_memo_hit_imports_no_source(project: Project) -> None:
     """Each import of the source appends a line to a file: a hit leaves it as the build did."""
     project.source(
         "m.py",
-        'from pathlib import Path\n(Path(__file__).parent / "imports.log").open("a").write("x\\n")\n'
-        + GOOD_SOURCE,
+        "from pathlib import Path\n"
+        '(Path(__file__).parent / "imports.log").open("a").write("x\\n")\n' + GOOD_SOURCE,
     )
     log = project.root / "src" / "imports.log"
     assert project.run("build").exit_code == 0
