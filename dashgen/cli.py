@@ -18,7 +18,7 @@ from rich.text import Text
 from dashgen.build.write import Drift, diff_digests, tidy, write_tree
 from dashgen.config import Config, load_config
 from dashgen.errors import DashgenError
-from dashgen.memo import Expected, declarations_of, expected_output, recalled, remember_build
+from dashgen.memo import Declarations, Expected, expected_output, recalled, remember_build
 from dashgen.pipelines import PipelineName
 from dashgen.verify.annotations import lines_in, to_github, to_junit, to_sarif
 from dashgen.verify.baseline import write_baseline as write_baseline_file
@@ -227,9 +227,12 @@ _WRITTEN = {"missing": "added", "stale": "updated", "orphan": "removed"}
 
 
 def _write_build(config: Config, allow_empty: bool) -> tuple[list[Drift], Expected]:
-    from dashgen.build.stages import generate  # grafanalib and the SDK: not for `verify --help`
+    declarations = Declarations(config)
+    with declarations.loading():
+        # grafanalib and the SDK: not for `verify --help`, and imported while the sources are
+        from dashgen.build.stages import generate
 
-    result = generate(config)
+        result = generate(config, declarations())
     drift = write_tree(config.output, result.files, allow_empty)
     # Remembered, so that the `dashgen verify` that follows is a memo hit.
     return drift, remember_build(config, result)
@@ -238,7 +241,7 @@ def _write_build(config: Config, allow_empty: bool) -> tuple[list[Drift], Expect
 def _check_output(config: Config) -> None:
     """``build --check``: compare the output dir with what a build would write; exit 1 if
     it differs. A memo hit needs neither the exporter nor the renderer for this."""
-    expected = expected_output(config, declarations_of(config))
+    expected = expected_output(config, Declarations(config))
     drift = diff_digests(config.output, expected.digests)
     shown = _display(config.output, config.root)
     for item in drift:

@@ -53,3 +53,23 @@ class Exported:
     """By declared metric name."""
     families: tuple[Family, ...]
     """Every family the exporter produced, ``target_info`` included, sorted by name."""
+
+
+def joined(first: Exported, second: Exported) -> Exported | None:
+    """One export of what two halves of the declarations exported apart; ``None`` when the
+    halves may have interfered: a family or sample name in both, other than a family no
+    declaration owns (``target_info``) that both made alike."""
+    ownerless = {f.name: f for f in first.families if not f.source}
+    families = list(first.families)
+    names = {f.name for f in first.families}
+    samples = {s for f in first.families for s in f.samples}
+    for family in second.families:
+        if not family.source and ownerless.get(family.name) == family:
+            continue
+        if family.name in names or samples.intersection(family.samples):
+            return None
+        families.append(family)
+    return Exported(
+        metrics={**first.metrics, **second.metrics},
+        families=tuple(sorted(families, key=lambda f: f.name)),
+    )

@@ -19,8 +19,9 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import cache, cached_property
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +32,7 @@ from dashgen.build.write import digest
 from dashgen.cache import read_entry, write_entry
 from dashgen.config import Config, remember_valid_table
 from dashgen.families import Exported, Family
-from dashgen.isolate import dumps_plain, loads_plain
+from dashgen.isolate import Pending, dumps_plain, loads_plain
 from dashgen.source_reads import SourceReads
 from dashgen.verify import dashboard_files, dashboards, promql, rule_files
 from dashgen.verify.contract import VerifyResult
@@ -96,17 +97,40 @@ class Expected:
         return {family.name: family for family in self.families}
 
 
-def declarations_of(config: Config) -> Callable[[], Catalog]:
+class Declarations:
     """The sources' declarations, imported when first asked for and then kept: a memo hit
     never asks, so it imports neither the sources nor the stage that reads them."""
 
-    @cache
-    def declarations() -> Catalog:
-        from dashgen.build.identity import declared
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self._pending: Pending[Catalog] | None = None
+        self._catalog: Catalog | None = None
 
-        return declared(config)
+    @contextmanager
+    def loading(self) -> Iterator[None]:
+        """Import the sources, in their child, while the block runs: a step that will ask
+        for them overlaps that with its own imports (grafanalib and the SDK, ~0.4 s)."""
+        if self._catalog is not None:
+            yield
+            return
+        from dashgen.catalog import start_loading
 
-    return declarations
+        with start_loading(self._config.sources, self._config.cache) as self._pending:
+            try:
+                yield
+            finally:
+                self._pending = None
+
+    def __call__(self) -> Catalog:
+        if self._catalog is None:
+            from dashgen.build.identity import with_locked_uids
+            from dashgen.catalog import load_catalog
+
+            pending, self._pending = self._pending, None
+            sources, cache = self._config.sources, self._config.cache
+            catalog = load_catalog(sources, cache) if pending is None else pending.result()
+            self._catalog = with_locked_uids(catalog, self._config.output)
+        return self._catalog
 
 
 def recalled(config: Config) -> Expected | None:
@@ -115,25 +139,27 @@ def recalled(config: Config) -> Expected | None:
     return None if key is None else recall(config, key)
 
 
-def expected_output(config: Config, declarations: Callable[[], Catalog]) -> Expected:
+def expected_output(config: Config, declarations: Declarations) -> Expected:
     """The exporter's families and the digests of the files a build writes: remembered from
     a run on these very inputs, else computed (and remembered) from ``declarations()``."""
     known = recalled(config)
     if known is not None:
         return known
-    # Imported here: the OTel SDK and grafanalib take ~0.3 s that a memo hit never pays.
-    from dashgen.build.stages import generate
+    with declarations.loading():
+        # Imported here: the OTel SDK and grafanalib take ~0.4 s that a memo hit never pays.
+        from dashgen.build.stages import generate
 
-    return remember_build(config, generate(config, declarations()))
+        return remember_build(config, generate(config, declarations()))
 
 
-def exported_families(config: Config, declarations: Callable[[], Catalog]) -> Expected:
+def exported_families(config: Config, declarations: Declarations) -> Expected:
     """What verify of a dir other than the output dir needs: the families, remembered or
     from the exporter alone (no render: no file of that dir is compared with a build)."""
     known = recalled(config)
     if known is not None:
         return known
-    catalog = declarations()
+    with declarations.loading():
+        catalog = declarations()
     return Expected.of(catalog, config.pipeline.export(catalog.metrics), {})
 
 

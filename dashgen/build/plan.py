@@ -112,11 +112,14 @@ class DashboardPlan:
 
 
 def plan_dashboards(
-    catalog: Catalog, exported: Exported, scrape_variables: Sequence[str] = ()
+    catalog: Catalog,
+    exported: Exported,
+    scrape_variables: Sequence[str] = (),
+    part: slice = slice(None),
 ) -> tuple[DashboardPlan, ...]:
-    """Every dashboard, linked to the others that share a tag with it."""
+    """Every dashboard (or those of ``part``), linked to the others that share a tag with it."""
     plans = []
-    for spec in catalog.dashboards:
+    for spec in catalog.dashboards[part]:
         others = {tag for d in catalog.dashboards if d is not spec for tag in d.tags}
         link_tags = tuple(sorted(set(spec.tags) & others))
         plan = plan_dashboard(spec, exported.metrics, scrape_variables)

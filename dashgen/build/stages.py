@@ -4,7 +4,11 @@ render (-> write at the edge)."""
 from __future__ import annotations
 
 import gc
+from bisect import bisect_left
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
+from itertools import accumulate
 
 from dashgen.build.identity import declared, render_lock
 from dashgen.build.layout import LOCK
@@ -16,6 +20,7 @@ from dashgen.build.rules import plan_rules
 from dashgen.catalog import Catalog
 from dashgen.config import Config
 from dashgen.families import Exported
+from dashgen.isolate import in_parallel, worth_splitting
 
 
 @dataclass(frozen=True)
@@ -45,8 +50,7 @@ def generate(config: Config, catalog: Catalog | None = None) -> BuildResult:
 def _generate(config: Config, catalog: Catalog | None) -> BuildResult:
     catalog = declared(config) if catalog is None else catalog
     exported = config.pipeline.export(catalog.metrics)
-    plans = plan_dashboards(catalog, exported, config.scrape_variables)
-    files = {plan.path: render_dashboard(plan) for plan in plans}
+    files = _dashboard_files(catalog, exported, config.scrape_variables)
     files[LOCK] = render_lock(catalog)
     groups = plan_rules(catalog, exported, config.scrape_variables)
     for group in groups:
@@ -65,3 +69,25 @@ def _generate(config: Config, catalog: Catalog | None) -> BuildResult:
         )
     )
     return BuildResult(catalog=catalog, exported=exported, files=dict(sorted(files.items())))
+
+
+def _dashboard_files(
+    catalog: Catalog, exported: Exported, scrape_variables: Sequence[str]
+) -> dict[str, bytes]:
+    """Every dashboard planned and rendered: on two cores when there are many panels, half
+    the panels each (a dashboard needs nothing of another's plan but the tags, which every
+    part reads from the whole catalog)."""
+    render = partial(_rendered, catalog, exported, scrape_variables)
+    if len(catalog.dashboards) < 2 or not worth_splitting(len(catalog.metrics)):
+        return render(slice(None))
+    sizes = list(accumulate(sum(len(r.entries) for r in d.rows) for d in catalog.dashboards))
+    middle = min(max(bisect_left(sizes, sizes[-1] / 2), 1), len(sizes) - 1)
+    first, second = in_parallel(render, slice(0, middle), slice(middle, None))
+    return {**first, **second}
+
+
+def _rendered(
+    catalog: Catalog, exported: Exported, scrape_variables: Sequence[str], part: slice
+) -> dict[str, bytes]:
+    plans = plan_dashboards(catalog, exported, scrape_variables, part)
+    return {plan.path: render_dashboard(plan) for plan in plans}

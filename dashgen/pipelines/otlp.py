@@ -154,7 +154,10 @@ def _read(
             raise DashgenError(spec.where, "the OTLP exporter sent no metric for it")
     families = [m.family for m in metrics.values()]
     families.append(_target_info(resource, pipeline, names))
-    return Exported(metrics=metrics, families=tuple(sorted(families, key=lambda f: f.name)))
+    return Exported(
+        metrics={spec.name: metrics[spec.name] for spec in specs},  # in declaration order
+        families=tuple(sorted(families, key=lambda f: f.name)),
+    )
 
 
 def _attributes(pairs: Sequence[KeyValue]) -> dict[str, str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from sys import intern
 
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
@@ -102,7 +103,7 @@ def _read_families(
     specs: Sequence[MetricSpec], collected: list[tuple[list[int], PromFamily]]
 ) -> Exported:
     """The families, each with the declarations (by index) whose samples it holds."""
-    by_spec: dict[int, list[PromFamily]] = defaultdict(list)
+    by_spec: dict[int, list[tuple[PromFamily, Family]]] = defaultdict(list)
     sample_owner: dict[str, int] = {}
     families: list[Family] = []
     for owners, prom in collected:
@@ -113,21 +114,22 @@ def _read_families(
                 f"collides with '{first.name}' ({first.file}:{first.line}): both export as "
                 f"Prometheus family '{prom.name}'",
             )
-        source = ""
-        if owners:
-            owner = owners[0]
-            by_spec[owner].append(prom)
-            spec = specs[owner]
-            source = f"{spec.file}:{spec.line}"
-            for sample in {s.name for s in prom.samples}:
-                other = sample_owner.setdefault(sample, owner)
-                if other != owner:
-                    raise DashgenError(
-                        spec.where,
-                        f"collides with '{specs[other].name}' ({specs[other].file}:"
-                        f"{specs[other].line}): both export the sample '{sample}'",
-                    )
-        families.append(_family(prom, source, specs[owners[0]].unit if owners else ""))
+        if not owners:
+            families.append(_family(prom, ""))
+            continue
+        owner = owners[0]
+        spec = specs[owner]
+        family = _family(prom, f"{spec.file}:{spec.line}", spec.unit)
+        by_spec[owner].append((prom, family))
+        families.append(family)
+        for sample in family.samples:
+            other = sample_owner.setdefault(sample, owner)
+            if other != owner:
+                raise DashgenError(
+                    spec.where,
+                    f"collides with '{specs[other].name}' ({specs[other].file}:"
+                    f"{specs[other].line}): both export the sample '{sample}'",
+                )
     for index, spec in enumerate(specs):
         if not by_spec[index]:
             _explain_lost(spec, specs, by_spec)
@@ -136,7 +138,9 @@ def _read_families(
 
 
 def _explain_lost(
-    spec: MetricSpec, specs: Sequence[MetricSpec], by_spec: Mapping[int, list[PromFamily]]
+    spec: MetricSpec,
+    specs: Sequence[MetricSpec],
+    by_spec: Mapping[int, list[tuple[PromFamily, Family]]],
 ) -> None:
     """A declaration without a family of its own was merged into another one.
 
@@ -147,7 +151,7 @@ def _explain_lost(
     """
     alone = [f.name for f in _collect([spec]) if f.type != "info"]
     for index, families in by_spec.items():
-        if any(f.name in alone for f in families):
+        if any(family.name in alone for _, family in families):
             other = specs[index]
             raise DashgenError(
                 spec.where,
@@ -167,16 +171,17 @@ def _family(prom: PromFamily, source: str, unit: str = "") -> Family:
         name=prom.name,
         type=prom.type,
         samples=tuple(sorted({s.name for s in prom.samples})),
-        labels=tuple(sorted({label for s in prom.samples for label in s.labels})),
+        # Interned: thousands of families share a few label names, which are then held,
+        # and pickled across processes, once.
+        labels=tuple(sorted({intern(label) for s in prom.samples for label in s.labels})),
         source=source,
         unit=unit,
     )
 
 
-def _exported(spec: MetricSpec, proms: list[PromFamily]) -> ExportedMetric:
-    (prom,) = proms
+def _exported(spec: MetricSpec, found: list[tuple[PromFamily, Family]]) -> ExportedMetric:
+    ((prom, family),) = found
     labels = _attribute_labels(spec, prom)
-    family = _family(prom, f"{spec.file}:{spec.line}", spec.unit)
     if spec.kind is not Kind.HISTOGRAM:
         return ExportedMetric(spec, family, labels, value_sample=prom.samples[0].name)
     bucket = next(s.name for s in prom.samples if "le" in s.labels)

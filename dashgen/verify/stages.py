@@ -19,8 +19,8 @@ from dashgen.errors import DashgenError
 from dashgen.families import Family
 from dashgen.isolate import run_isolated
 from dashgen.memo import (
+    Declarations,
     Expected,
-    declarations_of,
     expected_output,
     exported_families,
     remembered_check,
@@ -78,11 +78,11 @@ class CodeSide:
 
 
 def code_side(
-    config: Config, directory: Path, declarations: Callable[[], Catalog] | None = None
+    config: Config, directory: Path, declarations: Declarations | None = None
 ) -> CodeSide:
     """What the code exports; for dashgen sources also whether ``directory`` is stale.
     ``declarations`` loads the sources when the memo does not answer (by default through
-    :func:`declarations_of`)."""
+    a fresh :class:`Declarations`)."""
     if config.pipeline.name in FROM_THE_APP:
         return CodeSide(_families_from_the_app(config), None)
     if config.instruments:
@@ -100,7 +100,7 @@ def code_side(
         return CodeSide(
             tuple(created.families), None, instruments=created_instruments(created.instruments)
         )
-    declarations = declarations or declarations_of(config)
+    declarations = declarations or Declarations(config)
     if directory.resolve() == config.output.resolve():
         expected = expected_output(config, declarations)
         drift: tuple[Drift, ...] | None = tuple(diff_digests(config.output, expected.digests))
@@ -161,7 +161,7 @@ def verify(
         raise DashgenError(str(directory), "dashboards dir not found")
     # Each input is read only if a step needs it: a memo hit needs neither the sources'
     # declarations nor the dashboards' parsed queries.
-    declarations = declarations_of(config)
+    declarations = Declarations(config)
     code = code_side(config, directory, declarations)
     is_output = directory.resolve() == config.output.resolve()
     found = cache(
@@ -330,7 +330,7 @@ def recording_coverage(config: Config, directory: Path | None) -> Coverage:
         raise DashgenError(str(directory), "dashboards dir not found")
     shown = directory or (config.output if config.output.is_dir() else None)
     has_code = config.instruments or config.sources.is_dir()
-    declarations = declarations_of(config)
+    declarations = Declarations(config)
     code = (
         code_side(config, shown or config.output, declarations).code_instruments(declarations)
         if has_code
