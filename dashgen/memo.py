@@ -123,13 +123,14 @@ class Declarations:
 
     def __call__(self) -> Catalog:
         if self._catalog is None:
-            from dashgen.build.identity import with_locked_uids
-            from dashgen.catalog import load_catalog
+            from dashgen.build.identity import declared, with_locked_uids
 
             pending, self._pending = self._pending, None
-            sources, cache = self._config.sources, self._config.cache
-            catalog = load_catalog(sources, cache) if pending is None else pending.result()
-            self._catalog = with_locked_uids(catalog, self._config.output)
+            self._catalog = (
+                declared(self._config)
+                if pending is None
+                else with_locked_uids(pending.result(), self._config.output)
+            )
         return self._catalog
 
 
@@ -158,8 +159,7 @@ def exported_families(config: Config, declarations: Declarations) -> Expected:
     known = recalled(config)
     if known is not None:
         return known
-    with declarations.loading():
-        catalog = declarations()
+    catalog = declarations()
     return Expected.of(catalog, config.pipeline.export(catalog.metrics), {})
 
 
