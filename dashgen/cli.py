@@ -227,12 +227,9 @@ _WRITTEN = {"missing": "added", "stale": "updated", "orphan": "removed"}
 
 
 def _write_build(config: Config, allow_empty: bool) -> tuple[list[Drift], Expected]:
-    declarations = Declarations(config)
-    with declarations.loading():
-        # grafanalib and the SDK: not for `verify --help`, and imported while the sources are
-        from dashgen.build.stages import generate
+    from dashgen.build.stages import generate  # grafanalib and the SDK: not for `verify --help`
 
-        result = generate(config, declarations())
+    result = generate(config)
     drift = write_tree(config.output, result.files, allow_empty)
     # Remembered, so that the `dashgen verify` that follows is a memo hit.
     return drift, remember_build(config, result)

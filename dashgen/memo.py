@@ -19,7 +19,6 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -32,7 +31,7 @@ from dashgen.build.write import digest
 from dashgen.cache import read_entry, write_entry
 from dashgen.config import Config, remember_valid_table
 from dashgen.families import Exported, Family
-from dashgen.isolate import Pending, dumps_plain, loads_plain
+from dashgen.isolate import dumps_plain, loads_plain
 from dashgen.source_reads import SourceReads
 from dashgen.verify import dashboard_files, dashboards, promql, rule_files
 from dashgen.verify.contract import VerifyResult
@@ -103,34 +102,13 @@ class Declarations:
 
     def __init__(self, config: Config) -> None:
         self._config = config
-        self._pending: Pending[Catalog] | None = None
         self._catalog: Catalog | None = None
-
-    @contextmanager
-    def loading(self) -> Iterator[None]:
-        """Import the sources, in their child, while the block runs: a step that will ask
-        for them overlaps that with its own imports (grafanalib and the SDK, ~0.4 s)."""
-        if self._catalog is not None:
-            yield
-            return
-        from dashgen.catalog import start_loading
-
-        with start_loading(self._config.sources, self._config.cache) as self._pending:
-            try:
-                yield
-            finally:
-                self._pending = None
 
     def __call__(self) -> Catalog:
         if self._catalog is None:
-            from dashgen.build.identity import declared, with_locked_uids
+            from dashgen.build.identity import declared
 
-            pending, self._pending = self._pending, None
-            self._catalog = (
-                declared(self._config)
-                if pending is None
-                else with_locked_uids(pending.result(), self._config.output)
-            )
+            self._catalog = declared(self._config)
         return self._catalog
 
 
@@ -146,11 +124,10 @@ def expected_output(config: Config, declarations: Declarations) -> Expected:
     known = recalled(config)
     if known is not None:
         return known
-    with declarations.loading():
-        # Imported here: the OTel SDK and grafanalib take ~0.4 s that a memo hit never pays.
-        from dashgen.build.stages import generate
+    # Imported here: the OTel SDK and grafanalib take ~0.4 s that a memo hit never pays.
+    from dashgen.build.stages import generate
 
-        return remember_build(config, generate(config, declarations()))
+    return remember_build(config, generate(config, declarations()))
 
 
 def exported_families(config: Config, declarations: Declarations) -> Expected:
