@@ -100,14 +100,23 @@ class Declarations:
     """The sources' declarations, imported when first asked for and then kept: a memo hit
     never asks, so it imports neither the sources nor the stage that reads them."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, meanwhile: Callable[[], None] = lambda: None) -> None:
         self._config = config
+        self._meanwhile: Callable[[], None] | None = meanwhile
         self._catalog: Catalog | None = None
+
+    def missed(self) -> None:
+        """The memo did not answer: start, once, what else a miss needs (``meanwhile``), so
+        that it runs beside the imports and the sources' load that follow."""
+        if self._meanwhile is not None:
+            begin, self._meanwhile = self._meanwhile, None
+            begin()
 
     def __call__(self) -> Catalog:
         if self._catalog is None:
             from dashgen.build.identity import declared
 
+            self.missed()
             self._catalog = declared(self._config)
         return self._catalog
 
@@ -124,6 +133,7 @@ def expected_output(config: Config, declarations: Declarations) -> Expected:
     known = recalled(config)
     if known is not None:
         return known
+    declarations.missed()
     # Imported here: the OTel SDK and grafanalib take ~0.4 s that a memo hit never pays.
     from dashgen.build.stages import generate
 

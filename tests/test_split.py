@@ -1,5 +1,6 @@
-"""Work split over two processes (export, plan and render) gives exactly the answer, and
-the error, of the work done in one; a child whose answer is never taken does not linger."""
+"""Work split over two processes (export, plan and render; verify's read of the dashboards
+beside the code side) gives exactly the answer, and the error, of the work done in one; a
+child whose answer is never taken does not linger."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ import pytest
 import dashgen.build.stages
 import dashgen.isolate
 import dashgen.pipelines
+import dashgen.verify.stages
 from dashgen.build.stages import generate
 from dashgen.catalog import Catalog, load_catalog
 from dashgen.config import load_config
 from dashgen.errors import DashgenError
-from dashgen.isolate import in_parallel, start_isolated
+from dashgen.isolate import Deferred, in_parallel, start_isolated
 from dashgen.pipelines import Pipeline, PipelineName
 from tests.conftest import Project
 
@@ -160,4 +162,101 @@ def test_a_child_whose_answer_is_never_taken_is_killed(tmp_path: Path) -> None:
             time.sleep(0.01)
         raise RuntimeError("the parent failed")
     with pytest.raises(ProcessLookupError):  # killed and reaped: no such process
+        os.kill(int(pid_file.read_text()), 0)
+
+
+# --- the dashboards read beside the code side (verify) -------------------------------------
+
+
+def _reads_in(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """The file where each read of the dashboards writes the pid of the process it ran in."""
+    log = tmp_path / "read-pids"
+    read = dashgen.verify.stages.remembered_dashboards
+
+    def logged(*arguments: Any) -> Any:
+        with log.open("a") as file:
+            file.write(f"{os.getpid()}\n")
+        return read(*arguments)
+
+    monkeypatch.setattr(dashgen.verify.stages, "remembered_dashboards", logged)
+    return log
+
+
+def test_dashboards_read_beside_the_code_side_give_the_same_report(
+    project: Project, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _every_kind(project)
+    assert project.run("build").exit_code == 0
+    edited = project.generated / "board-1.json"  # a finding, and a stale file
+    edited.write_text(edited.read_text().replace("b1_counter", "b1_renamed"))
+    reads = _reads_in(monkeypatch, tmp_path)
+    monkeypatch.setattr(dashgen.verify.stages, "READ_AHEAD_FROM", 1)
+    ahead = project.run("verify", "--no-cache", "--format", "json")
+    assert reads.read_text().split() != [str(os.getpid())], "read in this process"
+    reads.unlink()
+    monkeypatch.setattr(dashgen.verify.stages, "READ_AHEAD_FROM", 10**12)
+    here = project.run("verify", "--no-cache", "--format", "json")
+    assert reads.read_text().split() == [str(os.getpid())]
+    assert ahead.exit_code == here.exit_code == 1
+    assert ahead.stdout == here.stdout
+    assert '"unknown-metric"' in ahead.stdout and '"stale-file"' in ahead.stdout
+
+
+def test_a_memo_hit_reads_no_dashboards_ahead(
+    project: Project, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _every_kind(project)
+    assert project.run("build").exit_code == 0
+    assert project.run("verify").exit_code == 0  # remembers the check too
+    reads = _reads_in(monkeypatch, tmp_path)
+    monkeypatch.setattr(dashgen.verify.stages, "READ_AHEAD_FROM", 1)
+    assert project.run("verify").exit_code == 0
+    assert not reads.exists()
+
+
+def test_a_small_project_reads_its_dashboards_in_process(
+    project: Project, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Below a megabyte of dashboards the fork would cost more than it saves."""
+    _every_kind(project)
+    assert project.run("build").exit_code == 0
+    reads = _reads_in(monkeypatch, tmp_path)
+    assert project.run("verify", "--no-cache").exit_code == 0
+    assert reads.read_text().split() == [str(os.getpid())]
+
+
+def test_an_unreadable_dir_read_ahead_is_the_same_one_line(
+    project: Project, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _every_kind(project, boards=1)
+    hand = tmp_path / "hand"
+    hand.mkdir()
+    (hand / "broken.json").write_text('{"title": "x", oops')
+    monkeypatch.setattr(dashgen.verify.stages, "READ_AHEAD_FROM", 1)
+    ahead = project.run("verify", str(hand), "--no-cache")
+    monkeypatch.setattr(dashgen.verify.stages, "READ_AHEAD_FROM", 10**12)
+    here = project.run("verify", str(hand), "--no-cache")
+    assert ahead.exit_code == here.exit_code == 2
+    assert ahead.stderr == here.stderr
+    assert "broken.json" in ahead.stderr and len(ahead.stderr.strip().splitlines()) == 1
+
+
+def test_a_deferred_result_is_the_same_begun_in_a_child_or_not(tmp_path: Path) -> None:
+    begun = Deferred("here", "its answer", os.getpid)
+    with begun:
+        begun.start()
+        assert begun() != os.getpid()  # computed in the child
+        assert begun() == begun()  # and kept
+    not_begun = Deferred("here", "its answer", os.getpid)
+    with not_begun:
+        assert not_begun() == os.getpid()
+    pid_file = tmp_path / "child.pid"
+    never_asked = Deferred("here", "its answer", _sleep_forever, pid_file)
+    with never_asked:
+        never_asked.start()
+        deadline = time.monotonic() + 30
+        while not pid_file.exists() or not pid_file.read_text():
+            assert time.monotonic() < deadline, "the child never started"
+            time.sleep(0.01)
+    with pytest.raises(ProcessLookupError):
         os.kill(int(pid_file.read_text()), 0)

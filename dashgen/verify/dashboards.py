@@ -281,7 +281,8 @@ def _targets(
     panel_datasource = _resolve(panel.get("datasource"), variables)
     field_config = panel.get("fieldConfig")
     defaults = field_config.get("defaults") if isinstance(field_config, dict) else None
-    unit = _text(defaults.get("unit")) if isinstance(defaults, dict) else ""
+    unit = sys.intern(_text(defaults.get("unit")) if isinstance(defaults, dict) else "")
+    panel_type = sys.intern(_text(panel.get("type")))
     for position, raw in enumerate(targets):
         if not isinstance(raw, dict):
             raise DashgenError(file, f"panel {title!r}: a target is not an object")
@@ -290,17 +291,21 @@ def _targets(
         datasource = (
             _resolve(raw.get("datasource"), variables) or panel_datasource or DEFAULT_DATASOURCE
         )
+        # The short texts that recur in every panel are interned: a child reading the
+        # dashboards sends back each once.
         target = Target(
             file=file,
             dashboard=dashboard,
             panel=title,
             panel_id=panel_id if type(panel_id) is int else None,
-            ref_id=stored_ref if isinstance(stored_ref, str) and stored_ref else ref_id(position),
+            ref_id=sys.intern(
+                stored_ref if isinstance(stored_ref, str) and stored_ref else ref_id(position)
+            ),
             expr=_text(expr),
-            legend=_text(raw.get("legendFormat")),
-            datasource=datasource,
+            legend=sys.intern(_text(raw.get("legendFormat"))),
+            datasource=sys.intern(datasource),
             place=place,
-            panel_type=_text(panel.get("type")),
+            panel_type=panel_type,
             unit=unit,
         )
         yield target, _skip_reason(datasource, expr)

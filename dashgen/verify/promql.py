@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 import promql_parser
@@ -315,7 +316,7 @@ def _selector(metric: str | None, matchers: list[Matcher]) -> tuple[Selector, bo
         else:
             name_regex = matcher.value
     negated = negated and metric is None and name_regex is None
-    return Selector(metric, name_regex, negated, frozenset(labels)), from_variable
+    return Selector(metric, name_regex, negated, _shared(labels)), from_variable
 
 
 def _collect(ast: Expr) -> _Found:
@@ -448,6 +449,17 @@ def _escaped(block: re.Match[str], slash: str) -> str:
     return _REGEX_META.sub(lambda char: slash + char.group(), block.group(2))
 
 
+_SHARED: dict[frozenset[str], frozenset[str]] = {}
+
+
+def _shared(labels: Iterable[str]) -> frozenset[str]:
+    """The one frozenset of these names in this process: a few label sets recur in
+    thousands of queries, and with one object each the parsed dashboards a child sends
+    back pickle to a third less."""
+    found = frozenset(labels)
+    return _SHARED.setdefault(found, found)
+
+
 def extract_refs(expr: str) -> QueryRefs:
     """Parse ``expr`` (variables already substituted) and collect its name references.
 
@@ -461,21 +473,28 @@ def extract_refs(expr: str) -> QueryRefs:
     except ValueError as error:
         raise PromQLError(" ".join(str(error).split())) from None
     found = _collect(ast)
+    result = result_labels(ast)
     return QueryRefs(
         selectors=tuple(found.selectors),
-        grouping_labels=frozenset(
+        grouping_labels=_shared(
             label for label in found.grouping if label != "__name__" and PLACEHOLDER not in label
         ),
-        introduced_labels=frozenset(
+        introduced_labels=_shared(
             label for label in found.introduced if not _VARIABLE.search(label)
         ),
         placeholder_metric=found.placeholder,
-        counter_inputs=frozenset(found.counter_inputs),
+        counter_inputs=_shared(found.counter_inputs),
         quantiles_without_le=found.quantiles_without_le,
-        source_labels=frozenset(
+        source_labels=_shared(
             label for label in found.sources if label and not _VARIABLE.search(label)
         ),
-        result=result_labels(ast),
+        result=None
+        if result is None
+        else ResultLabels(
+            None if result.exact is None else _shared(result.exact),
+            _shared(result.added),
+            _shared(result.removed),
+        ),
         measured=measured(ast),
         compared=_compared(ast),
     )

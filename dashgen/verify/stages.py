@@ -17,7 +17,7 @@ from dashgen.build.write import Drift, diff_digests, owned
 from dashgen.config import Config
 from dashgen.errors import DashgenError
 from dashgen.families import Family
-from dashgen.isolate import run_isolated
+from dashgen.isolate import Deferred, run_isolated
 from dashgen.memo import (
     Declarations,
     Expected,
@@ -38,7 +38,12 @@ from dashgen.verify.contract import (
     VerifyResult,
     check_contract,
 )
-from dashgen.verify.dashboard_files import dashboard_paths, read_dashboards, read_file
+from dashgen.verify.dashboard_files import (
+    DashboardSet,
+    dashboard_paths,
+    read_dashboards,
+    read_file,
+)
 from dashgen.verify.dashboards import DashboardQueries
 from dashgen.verify.rule_files import recorded_families
 from dashgen.verify.upgrade import with_upgrade
@@ -160,20 +165,50 @@ def verify(
     if not directory.is_dir():
         raise DashgenError(str(directory), "dashboards dir not found")
     # Each input is read only if a step needs it: a memo hit needs neither the sources'
-    # declarations nor the dashboards' parsed queries.
-    declarations = Declarations(config)
-    code = code_side(config, directory, declarations)
+    # declarations nor the dashboards' parsed queries. A miss, which needs both, reads the
+    # dashboards in a child while the sources load, export and render.
     is_output = directory.resolve() == config.output.resolve()
-    found = cache(
-        partial(
-            remembered_dashboards,
-            directory.resolve(),
-            config.root,
-            config.cache,
-            config.exclude_dashboards,
-            is_output,
-        )
+    found = Deferred(
+        str(directory),
+        "its dashboards",
+        remembered_dashboards,
+        directory.resolve(),
+        config.root,
+        config.cache,
+        config.exclude_dashboards,
+        is_output,
     )
+    with found:
+        return _verified(config, directory, is_output, found, live, progress)
+
+
+#: Bytes of dashboards from which reading them in a child, beside the code side, saves more
+#: than the fork and the pickled answer cost (about 0.1 s of parsing per megabyte).
+READ_AHEAD_FROM = 1 << 20
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # the read says why it cannot
+
+
+def _verified(
+    config: Config,
+    directory: Path,
+    is_output: bool,
+    found: Deferred[DashboardSet],
+    live: LiveOptions | None,
+    progress: Callable[[int, int], None],
+) -> Verified:
+    def read_ahead() -> None:
+        paths, _ = dashboard_paths(directory.resolve(), config.exclude_dashboards)
+        if sum(_size(path) for path in paths) >= READ_AHEAD_FROM:
+            found.start()
+
+    declarations = Declarations(config, meanwhile=read_ahead)
+    code = code_side(config, directory, declarations)
     recording = exported_recording(config, config.recorded) if config.recorded else None
     if recording is not None:  # the recording's own checks: imported only for one
         from dashgen.record.coverage import (
