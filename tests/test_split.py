@@ -14,6 +14,7 @@ import pytest
 
 import dashgen.build.stages
 import dashgen.isolate
+import dashgen.memo
 import dashgen.pipelines
 import dashgen.verify.stages
 from dashgen.build.stages import generate
@@ -171,7 +172,7 @@ def test_a_child_whose_answer_is_never_taken_is_killed(tmp_path: Path) -> None:
 def _reads_in(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """The file where each read of the dashboards writes the pid of the process it ran in."""
     log = tmp_path / "read-pids"
-    read = dashgen.verify.stages.remembered_dashboards
+    read = dashgen.memo.remembered_dashboards
 
     def logged(*arguments: Any) -> Any:
         with log.open("a") as file:
