@@ -47,7 +47,7 @@ from dashgen.hints import (
     Hint,
     Quantiles,
 )
-from dashgen.isolate import run_isolated
+from dashgen.isolate import Pending, start_isolated
 from dashgen.query_checks import check_queries
 from dashgen.rule_catalog import rule_groups
 from dashgen.rules import RuleGroup, RuleGroupSpec
@@ -126,10 +126,16 @@ def load_catalog(sources: Path, cache: Path | None = None) -> Catalog:
 
     ``cache``: dashgen's cache dir, to keep each source's code compiled from its exact text.
     """
+    with start_loading(sources, cache) as pending:
+        return pending.result()
+
+
+def start_loading(sources: Path, cache: Path | None = None) -> Pending[Catalog]:
+    """:func:`load_catalog`, begun now in its child, so that the caller can work meanwhile."""
     if not sources.is_dir():
         raise DashgenError(str(sources), "sources dir not found (set [tool.dashgen] sources)")
     shown = _relative_file(str(sources), sources.resolve().parent)
-    return run_isolated(shown, "its declarations", _collect_declarations, sources, cache)
+    return start_isolated(shown, "its declarations", _collect_declarations, sources, cache)
 
 
 def _collect_declarations(sources: Path, cache: Path | None) -> Catalog:

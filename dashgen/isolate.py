@@ -17,8 +17,10 @@ import os
 import pickle
 import signal
 import sys
+import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from types import BuiltinFunctionType
 from typing import Any, Generic, TypeVar, cast
 
@@ -54,6 +56,24 @@ def start_isolated(
     work meanwhile. Use it as a context manager: leaving it kills a child whose result was
     never taken (the parent failed first), so that no child outlives its reason."""
     return Pending(where, what, function, arguments)
+
+
+@contextmanager
+def interrupts_held() -> Iterator[None]:
+    """A Ctrl-C waits for the end of the block, then lands at once: for imports, whose
+    dataclasses make their methods with ``exec`` of a string. CPython 3.11 remembers a
+    KeyboardInterrupt raised inside such an ``exec`` and then ends the process by SIGINT
+    (exit -2), whatever exit status dashgen asks for (130)."""
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not (
+        threading.main_thread()
+    ):
+        yield
+        return
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def worth_splitting(declarations: int) -> bool:
@@ -181,6 +201,8 @@ def _child(
     try:
         signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C is the parent's to report
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if hasattr(signal, "pthread_sigmask"):  # and never held here (interrupts_held)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
             message: tuple[Any, ...] = ("ok", function(*arguments))
         except DashgenError as error:

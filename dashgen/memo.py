@@ -19,6 +19,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -31,7 +32,7 @@ from dashgen.build.write import digest
 from dashgen.cache import read_entry, write_entry
 from dashgen.config import Config, remember_valid_table
 from dashgen.families import Exported, Family
-from dashgen.isolate import dumps_plain, loads_plain
+from dashgen.isolate import Pending, dumps_plain, interrupts_held, loads_plain
 from dashgen.source_reads import SourceReads
 from dashgen.verify import dashboard_files, dashboards, promql, rule_files
 from dashgen.verify.contract import VerifyResult
@@ -103,6 +104,7 @@ class Declarations:
     def __init__(self, config: Config, meanwhile: Callable[[], None] = lambda: None) -> None:
         self._config = config
         self._meanwhile: Callable[[], None] | None = meanwhile
+        self._pending: Pending[Catalog] | None = None
         self._catalog: Catalog | None = None
 
     def missed(self) -> None:
@@ -112,12 +114,34 @@ class Declarations:
             begin, self._meanwhile = self._meanwhile, None
             begin()
 
+    @contextmanager
+    def loading(self) -> Iterator[None]:
+        """Import the sources, in their child, while the block runs: a step that will ask
+        for them overlaps that with its own imports (grafanalib and the SDK, ~0.4 s)."""
+        if self._catalog is not None:
+            yield
+            return
+        from dashgen.catalog import start_loading
+
+        self.missed()
+        with start_loading(self._config.sources, self._config.cache) as self._pending:
+            try:
+                yield
+            finally:
+                self._pending = None
+
     def __call__(self) -> Catalog:
         if self._catalog is None:
-            from dashgen.build.identity import declared
+            from dashgen.build.identity import declared, with_locked_uids
 
-            self.missed()
-            self._catalog = declared(self._config)
+            pending, self._pending = self._pending, None
+            if pending is None:
+                self.missed()
+            self._catalog = (
+                declared(self._config)
+                if pending is None
+                else with_locked_uids(pending.result(), self._config.output)
+            )
         return self._catalog
 
 
@@ -133,11 +157,12 @@ def expected_output(config: Config, declarations: Declarations) -> Expected:
     known = recalled(config)
     if known is not None:
         return known
-    declarations.missed()
-    # Imported here: the OTel SDK and grafanalib take ~0.4 s that a memo hit never pays.
-    from dashgen.build.stages import generate
+    with declarations.loading():
+        # Imported here: the OTel SDK and grafanalib take ~0.4 s that a memo hit never pays.
+        with interrupts_held():
+            from dashgen.build.stages import generate
 
-    return remember_build(config, generate(config, declarations()))
+        return remember_build(config, generate(config, declarations()))
 
 
 def exported_families(config: Config, declarations: Declarations) -> Expected:

@@ -24,12 +24,15 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
 from opentelemetry.sdk.metrics import MeterProvider
 
 from dashgen.build import write
+from dashgen.errors import DashgenError
+from dashgen.isolate import interrupts_held, start_isolated
 from tests.conftest import REPO, Project, Run
 from tests.test_build import BAD_SOURCES, GOOD_SOURCE
 from tests.test_properties import MUTATIONS
@@ -1206,6 +1209,39 @@ def test_ctrl_c_during_build(project: Project) -> None:
     check(SIGINT_ROW, project, Run(process.returncode, stdout, stderr))
     assert project.snapshot() == before
     assert leftovers(project) == []
+
+
+def test_a_ctrl_c_held_during_an_import_lands_after_it() -> None:
+    """CPython 3.11 ends the process by SIGINT (exit -2, not 130) when a KeyboardInterrupt
+    is raised inside an ``exec`` of a string, which every dataclass definition runs: so
+    the heavy imports hold Ctrl-C, which then lands in dashgen's own code."""
+    landed = []
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            landed.append("inside")  # not interrupted
+        landed.append("after")  # the interrupt lands before this line
+    assert landed == ["inside"]
+
+
+def _sleep_a_minute(pid_file: Path) -> None:
+    pid_file.write_text(str(os.getpid()))
+    time.sleep(60)
+
+
+def test_a_child_forked_while_ctrl_c_is_held_still_dies_of_it(tmp_path: Path) -> None:
+    pid_file = tmp_path / "child.pid"
+    with interrupts_held():
+        pending = start_isolated("here", "its answer", _sleep_a_minute, pid_file)
+    with pending:
+        deadline = time.monotonic() + 30
+        while not pid_file.exists() or not pid_file.read_text():
+            assert time.monotonic() < deadline, "the child never started"
+            time.sleep(0.01)
+        os.kill(int(pid_file.read_text()), signal.SIGINT)
+        with pytest.raises(DashgenError, match="killed by signal 2"):
+            pending.result()
 
 
 # --- the doc ------------------------------------------------------------------------------
