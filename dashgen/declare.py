@@ -7,6 +7,7 @@ use, on the global MeterProvider or on the one passed to ``bind``).
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -34,11 +35,15 @@ CREATING: ContextVar[Metric | None] = ContextVar("dashgen_creating", default=Non
 def _caller_origin() -> tuple[str, int]:
     """File and line of the user code that made the declaration, for error messages."""
     frame = sys._getframe(1)
-    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(
-        _PACKAGE_DIR + os.sep
-    ):
+    while frame.f_back is not None and _is_dashgen_file(frame.f_code.co_filename):
         frame = frame.f_back
     return frame.f_code.co_filename, frame.f_lineno
+
+
+@functools.cache
+def _is_dashgen_file(filename: str) -> bool:
+    """Cached: every declaration asks, about the same few files."""
+    return os.path.abspath(filename).startswith(_PACKAGE_DIR + os.sep)
 
 
 class DeclarationError(Exception):
