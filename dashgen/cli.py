@@ -18,8 +18,14 @@ from rich.text import Text
 from dashgen.build.write import Drift, diff_digests, tidy, write_tree
 from dashgen.config import Config, load_config
 from dashgen.errors import DashgenError
-from dashgen.isolate import interrupts_held
-from dashgen.memo import Declarations, Expected, expected_output, recalled, remember_build
+from dashgen.memo import (
+    Declarations,
+    Expected,
+    expected_output,
+    generated,
+    recalled,
+    remember_build,
+)
 from dashgen.pipelines import PipelineName
 from dashgen.verify.annotations import lines_in, to_github, to_junit, to_sarif
 from dashgen.verify.baseline import write_baseline as write_baseline_file
@@ -228,13 +234,7 @@ _WRITTEN = {"missing": "added", "stale": "updated", "orphan": "removed"}
 
 
 def _write_build(config: Config, allow_empty: bool) -> tuple[list[Drift], Expected]:
-    declarations = Declarations(config)
-    with declarations.loading():
-        # grafanalib and the SDK: not for `verify --help`, and imported while the sources are
-        with interrupts_held():
-            from dashgen.build.stages import generate
-
-        result = generate(config, declarations())
+    result = generated(config, Declarations(config))
     drift = write_tree(config.output, result.files, allow_empty)
     # Remembered, so that the `dashgen verify` that follows is a memo hit.
     return drift, remember_build(config, result)

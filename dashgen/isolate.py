@@ -21,7 +21,7 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from types import BuiltinFunctionType
+from types import BuiltinFunctionType, FrameType
 from typing import Any, Generic, TypeVar, cast
 
 from dashgen.errors import DashgenError
@@ -63,17 +63,21 @@ def interrupts_held() -> Iterator[None]:
     """A Ctrl-C waits for the end of the block, then lands at once: for imports, whose
     dataclasses make their methods with ``exec`` of a string. CPython 3.11 remembers a
     KeyboardInterrupt raised inside such an ``exec`` and then ends the process by SIGINT
-    (exit -2), whatever exit status dashgen asks for (130)."""
-    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not (
-        threading.main_thread()
-    ):
+    (exit -2), whatever exit status dashgen asks for (130). A handler that only notes the
+    signal, rather than a signal mask: any thread of the process may receive it."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    noted: list[tuple[int, FrameType | None]] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: noted.append((signum, frame)))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        signal.signal(signal.SIGINT, previous)
+    if noted and callable(previous):
+        previous(*noted[0])  # Python's own handler raises KeyboardInterrupt here
+    elif noted and previous == signal.SIG_DFL:
+        signal.raise_signal(signal.SIGINT)
 
 
 def worth_splitting(declarations: int) -> bool:
@@ -201,8 +205,6 @@ def _child(
     try:
         signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C is the parent's to report
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        if hasattr(signal, "pthread_sigmask"):  # and never held here (interrupts_held)
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
             message: tuple[Any, ...] = ("ok", function(*arguments))
         except DashgenError as error:

@@ -137,11 +137,9 @@ class Declarations:
             pending, self._pending = self._pending, None
             if pending is None:
                 self.missed()
-            self._catalog = (
-                declared(self._config)
-                if pending is None
-                else with_locked_uids(pending.result(), self._config.output)
-            )
+                self._catalog = declared(self._config)
+            else:
+                self._catalog = with_locked_uids(pending.result(), self._config.output)
         return self._catalog
 
 
@@ -157,12 +155,17 @@ def expected_output(config: Config, declarations: Declarations) -> Expected:
     known = recalled(config)
     if known is not None:
         return known
+    return remember_build(config, generated(config, declarations))
+
+
+def generated(config: Config, declarations: Declarations) -> BuildResult:
+    """What a build computes. Its stage is imported only now (grafanalib and the OTel SDK,
+    ~0.4 s that a memo hit never pays), while the sources load in their child."""
     with declarations.loading():
-        # Imported here: the OTel SDK and grafanalib take ~0.4 s that a memo hit never pays.
         with interrupts_held():
             from dashgen.build.stages import generate
 
-        return remember_build(config, generate(config, declarations()))
+        return generate(config, declarations())
 
 
 def exported_families(config: Config, declarations: Declarations) -> Expected:
