@@ -148,19 +148,25 @@ def test_the_parents_error_comes_first_and_the_childs_comes_across() -> None:
     assert in_parallel(str.upper, "here", "there") == ("HERE", "THERE")
 
 
-def _sleep_forever(pid_file: Path) -> None:
+def sleep_forever(pid_file: Path) -> None:
     pid_file.write_text(str(os.getpid()))
     time.sleep(600)
 
 
+def started_child(pid_file: Path) -> int:
+    """The pid that :func:`sleep_forever`, run in a child, writes once it runs."""
+    deadline = time.monotonic() + 30
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline, "the child never started"
+        time.sleep(0.01)
+    return int(pid_file.read_text())
+
+
 def test_a_child_whose_answer_is_never_taken_is_killed(tmp_path: Path) -> None:
     pid_file = tmp_path / "child.pid"
-    pending = start_isolated("here", "its answer", _sleep_forever, pid_file)
+    pending = start_isolated("here", "its answer", sleep_forever, pid_file)
     with pytest.raises(RuntimeError, match="the parent failed"), pending:
-        deadline = time.monotonic() + 30
-        while not pid_file.exists() or not pid_file.read_text():
-            assert time.monotonic() < deadline, "the child never started"
-            time.sleep(0.01)
+        started_child(pid_file)
         raise RuntimeError("the parent failed")
     with pytest.raises(ProcessLookupError):  # killed and reaped: no such process
         os.kill(int(pid_file.read_text()), 0)
@@ -252,12 +258,9 @@ def test_a_deferred_result_is_the_same_begun_in_a_child_or_not(tmp_path: Path) -
     with not_begun:
         assert not_begun() == os.getpid()
     pid_file = tmp_path / "child.pid"
-    never_asked = Deferred("here", "its answer", _sleep_forever, pid_file)
+    never_asked = Deferred("here", "its answer", sleep_forever, pid_file)
     with never_asked:
         never_asked.start()
-        deadline = time.monotonic() + 30
-        while not pid_file.exists() or not pid_file.read_text():
-            assert time.monotonic() < deadline, "the child never started"
-            time.sleep(0.01)
+        started_child(pid_file)
     with pytest.raises(ProcessLookupError):
         os.kill(int(pid_file.read_text()), 0)
