@@ -4,6 +4,7 @@ child whose answer is never taken does not linger."""
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from collections.abc import Callable
@@ -17,6 +18,7 @@ import dashgen.isolate
 import dashgen.memo
 import dashgen.pipelines
 import dashgen.verify.stages
+from dashgen import collector
 from dashgen.build.stages import generate
 from dashgen.catalog import Catalog, load_catalog
 from dashgen.config import load_config
@@ -264,3 +266,18 @@ def test_a_deferred_result_is_the_same_begun_in_a_child_or_not(tmp_path: Path) -
         started_child(pid_file)
     with pytest.raises(ProcessLookupError):
         os.kill(int(pid_file.read_text()), 0)
+
+
+def test_the_collector_is_paused_in_the_block_and_as_it_was_after() -> None:
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), collector.paused():
+        assert not gc.isenabled()
+        raise RuntimeError("a stage failed")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector.paused():
+            pass
+        assert not gc.isenabled()  # off stays off
+    finally:
+        gc.enable()

@@ -3,13 +3,13 @@ render (-> write at the edge)."""
 
 from __future__ import annotations
 
-import gc
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from itertools import accumulate
 
+from dashgen import collector
 from dashgen.build.identity import declared, render_lock
 from dashgen.build.layout import LOCK
 from dashgen.build.plan import plan_dashboards
@@ -38,13 +38,8 @@ def generate(config: Config, catalog: Catalog | None = None) -> BuildResult:
     The cyclic garbage collector is off meanwhile: the plans and grafanalib's objects are
     many small ones that all live until the files are rendered, and tracing them again and
     again cost a fifth of a large build."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with collector.paused():
         return _generate(config, catalog)
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _generate(config: Config, catalog: Catalog | None) -> BuildResult:

@@ -10,7 +10,6 @@ says which family, sample and label came from which declaration and attribute.
 
 from __future__ import annotations
 
-import gc
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from sys import intern
@@ -20,6 +19,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric as PromFamily
 
+from dashgen import collector
 from dashgen.declare import MetricSpec
 from dashgen.errors import DashgenError
 from dashgen.families import Exported, ExportedMetric, Family
@@ -45,16 +45,11 @@ def export(specs: Sequence[MetricSpec], pipeline: Pipeline | None = None) -> Exp
     The cyclic garbage collector is off meanwhile: the SDK allocates many small objects
     that live until the collection, and tracing them cost a fifth of the export's time.
     """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with collector.paused():
         collected = _collect(specs)
         if specs and not any(SCOPE_LABEL in s.labels for f in collected for s in f.samples):
             return _read_families(specs, _collected_alone(specs))
         return _read_families(specs, [(_owners(family), family) for family in collected])
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _collected_alone(specs: Sequence[MetricSpec]) -> list[tuple[list[int], PromFamily]]:
