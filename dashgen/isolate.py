@@ -21,7 +21,7 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from types import BuiltinFunctionType, FrameType
+from types import BuiltinFunctionType
 from typing import Any, Generic, TypeVar, cast
 
 from dashgen import collector
@@ -69,15 +69,13 @@ def interrupts_held() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    noted: list[tuple[int, FrameType | None]] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: noted.append((signum, frame)))
+    noted: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _: noted.append(signum))
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-    if noted and callable(previous):
-        previous(*noted[0])  # Python's own handler raises KeyboardInterrupt here
-    elif noted and previous == signal.SIG_DFL:
+    if noted:  # sent again, to whatever handles it now: Python's raises KeyboardInterrupt
         signal.raise_signal(signal.SIGINT)
 
 
