@@ -81,10 +81,11 @@ def interrupts_held() -> Iterator[None]:
 
 def worth_splitting(declarations: int) -> bool:
     """Whether work over this many declarations should use a second core."""
-    return declarations >= SPLIT_FROM and _second_core()
+    return declarations >= SPLIT_FROM and second_core()
 
 
-def _second_core() -> bool:
+def second_core() -> bool:
+    """Whether a forked child can run beside this process rather than take turns with it."""
     return hasattr(os, "fork") and len(os.sched_getaffinity(0)) > 1
 
 
@@ -99,36 +100,6 @@ def in_parallel(
     with pending:
         mine = function(here)
         return mine, pending.result()
-
-
-class Deferred(Generic[T]):
-    """``function(*arguments)``, computed when first asked for, or begun sooner in a child
-    by :meth:`start` (when a second core is there to run it): work that only some paths
-    need, which can then run beside the work that decides whether it is needed. Leaving
-    the ``with`` block kills a child whose answer was never asked for."""
-
-    def __init__(self, where: str, what: str, function: Callable[..., T], *arguments: Any) -> None:
-        self._where, self._what = where, what
-        self._function, self._arguments = function, arguments
-        self._pending: Pending[T] | None = None
-        self._answer: tuple[T] | None = None
-
-    def start(self) -> None:
-        if self._pending is None and self._answer is None and _second_core():
-            self._pending = Pending(self._where, self._what, self._function, self._arguments)
-
-    def __call__(self) -> T:
-        if self._answer is None:
-            pending = self._pending
-            self._answer = (pending.result(),) if pending else (self._function(*self._arguments),)
-        return self._answer[0]
-
-    def __enter__(self) -> Deferred[T]:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        if self._pending is not None:
-            self._pending.__exit__()
 
 
 class Pending(Generic[T]):

@@ -21,18 +21,19 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import promql_parser
 
+from dashgen import collector
 from dashgen.build.layout import LOCK
 from dashgen.build.write import digest
 from dashgen.cache import read_entry, write_entry
 from dashgen.config import Config, remember_valid_table
 from dashgen.families import Exported, Family
-from dashgen.isolate import Pending, dumps_plain, interrupts_held, loads_plain
+from dashgen.isolate import Pending, dumps_plain, interrupts_held, loads_plain, start_isolated
 from dashgen.source_reads import SourceReads
 from dashgen.verify import dashboard_files, dashboards, promql, rule_files
 from dashgen.verify.contract import VerifyResult
@@ -101,18 +102,10 @@ class Declarations:
     """The sources' declarations, imported when first asked for and then kept: a memo hit
     never asks, so it imports neither the sources nor the stage that reads them."""
 
-    def __init__(self, config: Config, meanwhile: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, config: Config) -> None:
         self._config = config
-        self._meanwhile: Callable[[], None] | None = meanwhile
         self._pending: Pending[Catalog] | None = None
         self._catalog: Catalog | None = None
-
-    def missed(self) -> None:
-        """The memo did not answer: start, once, what else a miss needs (``meanwhile``), so
-        that it runs beside the imports and the sources' load that follow."""
-        if self._meanwhile is not None:
-            begin, self._meanwhile = self._meanwhile, None
-            begin()
 
     @contextmanager
     def loading(self) -> Iterator[None]:
@@ -123,7 +116,6 @@ class Declarations:
             return
         from dashgen.catalog import start_loading
 
-        self.missed()
         with start_loading(self._config.sources, self._config.cache) as self._pending:
             try:
                 yield
@@ -136,7 +128,6 @@ class Declarations:
 
             pending, self._pending = self._pending, None
             if pending is None:
-                self.missed()
                 self._catalog = declared(self._config)
             else:
                 self._catalog = with_locked_uids(pending.result(), self._config.output)
@@ -149,12 +140,21 @@ def recalled(config: Config) -> Expected | None:
     return None if key is None else recall(config, key)
 
 
-def expected_output(config: Config, declarations: Declarations) -> Expected:
+def expected_output(
+    config: Config, declarations: Declarations, meanwhile: Callable[[], None] | None = None
+) -> Expected:
     """The exporter's families and the digests of the files a build writes: remembered from
-    a run on these very inputs, else computed (and remembered) from ``declarations()``."""
+    a run on these very inputs, else computed (and remembered) from ``declarations()``;
+    with ``meanwhile``, computed in a child while ``meanwhile()`` runs here."""
     known = recalled(config)
     if known is not None:
         return known
+    built = partial(_built, config, declarations)
+    return built() if meanwhile is None else _beside(built, meanwhile)
+
+
+def _built(config: Config, declarations: Declarations) -> Expected:
+    # Remembered by the process that generated it, whose modules are the code that ran.
     return remember_build(config, generated(config, declarations))
 
 
@@ -168,14 +168,30 @@ def generated(config: Config, declarations: Declarations) -> BuildResult:
         return generate(config, declarations())
 
 
-def exported_families(config: Config, declarations: Declarations) -> Expected:
+def exported_families(
+    config: Config, declarations: Declarations, meanwhile: Callable[[], None] | None = None
+) -> Expected:
     """What verify of a dir other than the output dir needs: the families, remembered or
-    from the exporter alone (no render: no file of that dir is compared with a build)."""
+    from the exporter alone (no render: no file of that dir is compared with a build);
+    with ``meanwhile``, computed in a child as for :func:`expected_output`."""
     known = recalled(config)
     if known is not None:
         return known
+    exported = partial(_exported, config, declarations)
+    return exported() if meanwhile is None else _beside(exported, meanwhile)
+
+
+def _exported(config: Config, declarations: Declarations) -> Expected:
     catalog = declarations()
     return Expected.of(catalog, config.pipeline.export(catalog.metrics), {})
+
+
+def _beside(compute: Callable[[], Expected], meanwhile: Callable[[], None]) -> Expected:
+    """``compute()`` in a child, while ``meanwhile()`` (other work of the same command) uses
+    this process's core; an error of the child's comes as it would here."""
+    with start_isolated("dashgen", "what the sources export", compute) as pending:
+        meanwhile()
+        return pending.result()
 
 
 def memo_key(config: Config) -> str | None:
@@ -330,7 +346,15 @@ def remembered_dashboards(
 ) -> DashboardSet:
     """What :func:`read_dashboards` gives, with each file's queries remembered by the digest
     of its exact bytes (and of the parsing code): parsing the JSON and every PromQL query is
-    most of a verify of an unchanged project. A file that does not read is never remembered."""
+    most of a verify of an unchanged project. A file that does not read is never remembered.
+    Every parsed query lives on, so the cyclic collector is paused meanwhile."""
+    with collector.paused():
+        return _remembered_dashboards(directory, root, cache, exclude, allow_empty)
+
+
+def _remembered_dashboards(
+    directory: Path, root: Path, cache: Path | None, exclude: Sequence[str], allow_empty: bool
+) -> DashboardSet:
     if cache is None:
         return read_dashboards(directory, root, exclude, allow_empty)
     code = [

@@ -1,11 +1,12 @@
-"""Work split over two processes (export, plan and render; verify's read of the dashboards
-beside the code side) gives exactly the answer, and the error, of the work done in one; a
-child whose answer is never taken does not linger."""
+"""Work split over two processes (export, plan and render; verify's code side in a child
+beside its read of the dashboards) gives exactly the answer, and the error, of the work
+done in one; a child whose answer is never taken does not linger."""
 
 from __future__ import annotations
 
 import gc
 import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +24,7 @@ from dashgen.build.stages import generate
 from dashgen.catalog import Catalog, load_catalog
 from dashgen.config import load_config
 from dashgen.errors import DashgenError
-from dashgen.isolate import Deferred, in_parallel, start_isolated
+from dashgen.isolate import in_parallel, start_isolated
 from dashgen.pipelines import Pipeline, PipelineName
 from tests.conftest import Project
 
@@ -177,95 +178,133 @@ def test_a_child_whose_answer_is_never_taken_is_killed(tmp_path: Path) -> None:
 # --- the dashboards read beside the code side (verify) -------------------------------------
 
 
-def _reads_in(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """The file where each read of the dashboards writes the pid of the process it ran in."""
-    log = tmp_path / "read-pids"
-    read = dashgen.memo.remembered_dashboards
+def _pids_of(monkeypatch: pytest.MonkeyPatch, module: object, name: str, log: Path) -> Path:
+    """``log``: where each call of ``module.name`` writes the pid of the process it ran in."""
+    function = getattr(module, name)
 
     def logged(*arguments: Any) -> Any:
         with log.open("a") as file:
             file.write(f"{os.getpid()}\n")
-        return read(*arguments)
+        return function(*arguments)
 
-    monkeypatch.setattr(dashgen.verify.stages, "remembered_dashboards", logged)
+    monkeypatch.setattr(module, name, logged)
     return log
 
 
-def test_dashboards_read_beside_the_code_side_give_the_same_report(
-    project: Project, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+def _beside(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[Path, Path]:
+    """Logs of where the dashboards are read and where the code side (its export, with or
+    without a render) is computed."""
+    monkeypatch.setattr(dashgen.verify.stages, "second_core", lambda: True)
+    reads = _pids_of(monkeypatch, dashgen.verify.stages, "remembered_dashboards", tmp_path / "r")
+    _pids_of(monkeypatch, dashgen.memo, "generated", tmp_path / "code")
+    _pids_of(monkeypatch, dashgen.memo, "_exported", tmp_path / "code")
+    return reads, tmp_path / "code"
+
+
+def _pids(log: Path) -> list[str]:
+    pids = log.read_text().split() if log.exists() else []
+    log.unlink(missing_ok=True)
+    return pids
+
+
+def _with_threshold(monkeypatch: pytest.MonkeyPatch, size: int, run: Callable[[], Any]) -> Any:
+    monkeypatch.setattr(dashgen.verify.stages, "READ_BESIDE_FROM", size)
+    return run()
+
+
+@pytest.mark.parametrize("checked", ["output dir", "hand-written dir"])
+def test_a_code_side_computed_beside_the_read_gives_the_same_report(
+    project: Project, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, checked: str
 ) -> None:
     _every_kind(project)
     assert project.run("build").exit_code == 0
     edited = project.generated / "board-1.json"  # a finding, and a stale file
     edited.write_text(edited.read_text().replace("b1_counter", "b1_renamed"))
-    reads = _reads_in(monkeypatch, tmp_path)
-    monkeypatch.setattr(dashgen.verify.stages, "READ_AHEAD_FROM", 1)
-    ahead = project.run("verify", "--no-cache", "--format", "json")
-    assert reads.read_text().split() != [str(os.getpid())], "read in this process"
-    reads.unlink()
-    monkeypatch.setattr(dashgen.verify.stages, "READ_AHEAD_FROM", 10**12)
-    here = project.run("verify", "--no-cache", "--format", "json")
-    assert reads.read_text().split() == [str(os.getpid())]
-    assert ahead.exit_code == here.exit_code == 1
-    assert ahead.stdout == here.stdout
-    assert '"unknown-metric"' in ahead.stdout and '"stale-file"' in ahead.stdout
+    where = []
+    if checked == "hand-written dir":
+        shutil.copytree(project.generated, tmp_path / "hand")
+        where = [str(tmp_path / "hand")]
+    reads, code = _beside(monkeypatch, tmp_path)
+
+    def run() -> Any:
+        return project.run("verify", *where, "--no-cache", "--format", "json")
+
+    beside = _with_threshold(monkeypatch, 1, run)
+    me = str(os.getpid())
+    assert _pids(reads) == [me]
+    computed = _pids(code)
+    assert len(computed) == 1 and computed != [me], "computed in this process"
+    in_turn = _with_threshold(monkeypatch, 10**12, run)
+    assert _pids(reads) == [me] and _pids(code) == [me]
+    assert beside.exit_code == in_turn.exit_code == 1
+    assert beside.stdout == in_turn.stdout
+    assert '"unknown-metric"' in beside.stdout
+    assert ('"stale-file"' in beside.stdout) == (checked == "output dir")
 
 
-def test_a_memo_hit_reads_no_dashboards_ahead(
+def test_a_memo_hit_computes_nothing_beside(
     project: Project, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     _every_kind(project)
     assert project.run("build").exit_code == 0
     assert project.run("verify").exit_code == 0  # remembers the check too
-    reads = _reads_in(monkeypatch, tmp_path)
-    monkeypatch.setattr(dashgen.verify.stages, "READ_AHEAD_FROM", 1)
-    assert project.run("verify").exit_code == 0
-    assert not reads.exists()
+    reads, code = _beside(monkeypatch, tmp_path)
+    assert _with_threshold(monkeypatch, 1, lambda: project.run("verify")).exit_code == 0
+    assert not reads.exists() and not code.exists()
 
 
-def test_a_small_project_reads_its_dashboards_in_process(
+def test_a_small_project_computes_its_code_side_in_process(
     project: Project, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """Below a megabyte of dashboards the fork would cost more than it saves."""
     _every_kind(project)
     assert project.run("build").exit_code == 0
-    reads = _reads_in(monkeypatch, tmp_path)
+    reads, code = _beside(monkeypatch, tmp_path)
     assert project.run("verify", "--no-cache").exit_code == 0
-    assert reads.read_text().split() == [str(os.getpid())]
+    assert _pids(reads) == _pids(code) == [str(os.getpid())]
 
 
-def test_an_unreadable_dir_read_ahead_is_the_same_one_line(
-    project: Project, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    _every_kind(project, boards=1)
+def _broken_dir(tmp_path: Path) -> Path:
     hand = tmp_path / "hand"
     hand.mkdir()
     (hand / "broken.json").write_text('{"title": "x", oops')
-    monkeypatch.setattr(dashgen.verify.stages, "READ_AHEAD_FROM", 1)
-    ahead = project.run("verify", str(hand), "--no-cache")
-    monkeypatch.setattr(dashgen.verify.stages, "READ_AHEAD_FROM", 10**12)
-    here = project.run("verify", str(hand), "--no-cache")
-    assert ahead.exit_code == here.exit_code == 2
-    assert ahead.stderr == here.stderr
-    assert "broken.json" in ahead.stderr and len(ahead.stderr.strip().splitlines()) == 1
+    return hand
 
 
-def test_a_deferred_result_is_the_same_begun_in_a_child_or_not(tmp_path: Path) -> None:
-    begun = Deferred("here", "its answer", os.getpid)
-    with begun:
-        begun.start()
-        assert begun() != os.getpid()  # computed in the child
-        assert begun() == begun()  # and kept
-    not_begun = Deferred("here", "its answer", os.getpid)
-    with not_begun:
-        assert not_begun() == os.getpid()
-    pid_file = tmp_path / "child.pid"
-    never_asked = Deferred("here", "its answer", sleep_forever, pid_file)
-    with never_asked:
-        never_asked.start()
-        started_child(pid_file)
-    with pytest.raises(ProcessLookupError):
-        os.kill(int(pid_file.read_text()), 0)
+def _beside_and_in_turn(
+    project: Project, monkeypatch: pytest.MonkeyPatch, *arguments: str
+) -> tuple[Any, Any]:
+    monkeypatch.setattr(dashgen.verify.stages, "second_core", lambda: True)
+
+    def run() -> Any:
+        return project.run("verify", *arguments)
+
+    return _with_threshold(monkeypatch, 1, run), _with_threshold(monkeypatch, 10**12, run)
+
+
+def test_an_unreadable_dir_read_beside_is_the_same_one_line(
+    project: Project, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _every_kind(project, boards=1)
+    hand = _broken_dir(tmp_path)
+    beside, in_turn = _beside_and_in_turn(project, monkeypatch, str(hand), "--no-cache")
+    assert beside.exit_code == in_turn.exit_code == 2
+    assert beside.stderr == in_turn.stderr
+    assert "broken.json" in beside.stderr and len(beside.stderr.strip().splitlines()) == 1
+
+
+def test_the_sources_error_comes_before_the_dashboards_one_as_in_turn(
+    project: Project, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Read beside the code side, a broken dashboard still waits for the sources' verdict:
+    the first error is the one a run in turn reports."""
+    _every_kind(project, boards=1)
+    project.source("broken.py", "from dashgen import *\nB = Counter('x', labels='route')\n")
+    hand = _broken_dir(tmp_path)
+    beside, in_turn = _beside_and_in_turn(project, monkeypatch, str(hand), "--no-cache")
+    assert beside.exit_code == in_turn.exit_code == 2
+    assert beside.stderr == in_turn.stderr
+    assert "broken.py" in beside.stderr and len(beside.stderr.strip().splitlines()) == 1
 
 
 def test_the_collector_is_paused_in_the_block_and_as_it_was_after() -> None:

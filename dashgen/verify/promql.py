@@ -466,7 +466,8 @@ def extract_refs(expr: str) -> QueryRefs:
     ``__name__`` and placeholder names are never reported as labels, nor label names that
     hold a Grafana variable. Raises :class:`PromQLError` when the query does not parse.
     """
-    if len(_NESTING.findall(expr)) > _MAX_NESTING:
+    # Each operator or bracket is a character at least: a shorter query cannot nest deeper.
+    if len(expr) > _MAX_NESTING and len(_NESTING.findall(expr)) > _MAX_NESTING:
         raise PromQLError(f"more than {_MAX_NESTING} operators and brackets; not parsed")
     try:
         ast = promql_parser.parse(_without_quote_blocks(expr))

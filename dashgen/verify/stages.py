@@ -7,6 +7,7 @@ user callable that creates plain OTel instruments (adoption on an existing codeb
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, replace
 from functools import cache, partial
 from pathlib import Path
@@ -17,7 +18,7 @@ from dashgen.build.write import Drift, diff_digests, owned
 from dashgen.config import Config
 from dashgen.errors import DashgenError
 from dashgen.families import Family
-from dashgen.isolate import Deferred, run_isolated
+from dashgen.isolate import run_isolated, second_core
 from dashgen.memo import (
     Declarations,
     Expected,
@@ -83,11 +84,15 @@ class CodeSide:
 
 
 def code_side(
-    config: Config, directory: Path, declarations: Declarations | None = None
+    config: Config,
+    directory: Path,
+    declarations: Declarations | None = None,
+    meanwhile: Callable[[], None] | None = None,
 ) -> CodeSide:
     """What the code exports; for dashgen sources also whether ``directory`` is stale.
     ``declarations`` loads the sources when the memo does not answer (by default through
-    a fresh :class:`Declarations`)."""
+    a fresh :class:`Declarations`); then, with ``meanwhile``, the exporter (and renderer)
+    run in a child while ``meanwhile()`` runs here."""
     if config.pipeline.name in FROM_THE_APP:
         return CodeSide(_families_from_the_app(config), None)
     if config.instruments:
@@ -107,10 +112,10 @@ def code_side(
         )
     declarations = declarations or Declarations(config)
     if directory.resolve() == config.output.resolve():
-        expected = expected_output(config, declarations)
+        expected = expected_output(config, declarations, meanwhile)
         drift: tuple[Drift, ...] | None = tuple(diff_digests(config.output, expected.digests))
     else:
-        expected = exported_families(config, declarations)
+        expected = exported_families(config, declarations, meanwhile)
         drift = None
     return CodeSide(expected.families, drift, expected)
 
@@ -165,26 +170,46 @@ def verify(
     if not directory.is_dir():
         raise DashgenError(str(directory), "dashboards dir not found")
     # Each input is read only if a step needs it: a memo hit needs neither the sources'
-    # declarations nor the dashboards' parsed queries. A miss, which needs both, reads the
-    # dashboards in a child while the sources load, export and render.
+    # declarations nor the dashboards' parsed queries. A miss, which needs both, can read
+    # the dashboards here while the sources load, export and render in a child.
     is_output = directory.resolve() == config.output.resolve()
-    found = Deferred(
-        str(directory),
-        "its dashboards",
-        remembered_dashboards,
-        directory.resolve(),
-        config.root,
-        config.cache,
-        config.exclude_dashboards,
-        is_output,
+    found = cache(
+        partial(
+            remembered_dashboards,
+            directory.resolve(),
+            config.root,
+            config.cache,
+            config.exclude_dashboards,
+            is_output,
+        )
     )
-    with found:
-        return _verified(config, directory, is_output, found, live, progress)
+    return _verified(config, directory, is_output, found, live, progress)
 
 
-#: Bytes of dashboards from which reading them in a child, beside the code side, saves more
-#: than the fork and the pickled answer cost (about 0.1 s of parsing per megabyte).
-READ_AHEAD_FROM = 1 << 20
+#: Bytes of dashboards from which reading them here while the code side runs in a child
+#: saves more than the fork costs (about 0.1 s of parsing per megabyte).
+READ_BESIDE_FROM = 1 << 20
+
+
+def _read_beside(
+    config: Config, directory: Path, found: Callable[[], DashboardSet], live: LiveOptions | None
+) -> Callable[[], None] | None:
+    """What to do here while the code side runs in a child on a memo miss: read the
+    dashboards, when there are enough of them to be worth a core of their own. Not when
+    the declarations themselves are needed here later (a recording, --live,
+    --exporter-version): loading them twice would cost more."""
+    needs_declarations = config.recorded or live or config.exporter_version is not None
+    if needs_declarations or not second_core():
+        return None
+    paths, _ = dashboard_paths(directory.resolve(), config.exclude_dashboards)
+    if sum(_size(path) for path in paths) < READ_BESIDE_FROM:
+        return None
+
+    def read() -> None:
+        with suppress(DashgenError):  # raised again where the dashboards are needed: after
+            found()  # the code side's own errors, as when both are read in turn
+
+    return read
 
 
 def _size(path: Path) -> int:
@@ -198,17 +223,12 @@ def _verified(
     config: Config,
     directory: Path,
     is_output: bool,
-    found: Deferred[DashboardSet],
+    found: Callable[[], DashboardSet],
     live: LiveOptions | None,
     progress: Callable[[int, int], None],
 ) -> Verified:
-    def read_ahead() -> None:
-        paths, _ = dashboard_paths(directory.resolve(), config.exclude_dashboards)
-        if sum(_size(path) for path in paths) >= READ_AHEAD_FROM:
-            found.start()
-
-    declarations = Declarations(config, meanwhile=read_ahead)
-    code = code_side(config, directory, declarations)
+    declarations = Declarations(config)
+    code = code_side(config, directory, declarations, _read_beside(config, directory, found, live))
     recording = exported_recording(config, config.recorded) if config.recorded else None
     if recording is not None:  # the recording's own checks: imported only for one
         from dashgen.record.coverage import (
