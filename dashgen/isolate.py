@@ -173,8 +173,9 @@ def _child(
     # parent; the child lives for one import, so it collects nothing.
     gc.disable()
     try:
-        signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C is the parent's to report
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        for signum in (signal.SIGINT, signal.SIGTERM):  # the parent's to report, but a
+            if signal.getsignal(signum) is not signal.SIG_IGN:  # dashgen run in the
+                signal.signal(signum, signal.SIG_DFL)  # background (`&`) ignores Ctrl-C
         try:
             message: tuple[Any, ...] = ("ok", function(*arguments))
         except DashgenError as error:

@@ -1236,6 +1236,21 @@ def test_a_child_forked_while_ctrl_c_is_held_still_dies_of_it(tmp_path: Path) ->
             pending.result()
 
 
+def test_a_child_of_a_dashgen_that_ignores_ctrl_c_ignores_it_too(tmp_path: Path) -> None:
+    """A shell starts a background job (``dashgen verify &``) with SIGINT ignored; a Ctrl-C
+    to the terminal's process group must not kill its children and fail the run."""
+    pid_file = tmp_path / "child.pid"
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with start_isolated("here", "its answer", sleep_forever, pid_file):
+            child = started_child(pid_file)
+            os.kill(child, signal.SIGINT)
+            time.sleep(0.2)
+            assert os.waitpid(child, os.WNOHANG) == (0, 0), "the child died of it"
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 # --- the doc ------------------------------------------------------------------------------
 
 
