@@ -290,7 +290,6 @@ def hint_decls(draw: st.DrawFn, kind: str, labels: tuple[str, ...], unit: str) -
         fits = FITTING_UNITS.get(unit)
         panel_units = tuple(u for u in GRAFANA_UNITS if u not in DIMENSIONED or u == fits)
     args: dict[str, Any] = {}
-    optional = _optional_hint_arguments(panel_units)
     if hint != "Heatmap" and labels:
         args["by"] = tuple(draw(st.lists(st.sampled_from(labels), unique=True)))
     if hint == "Quantiles" and draw(st.booleans()):
@@ -300,6 +299,7 @@ def hint_decls(draw: st.DrawFn, kind: str, labels: tuple[str, ...], unit: str) -
     if hint == "Current":
         args["style"] = draw(st.sampled_from(STYLES))
         args["agg"] = draw(st.sampled_from(AGGS))
+    optional = _optional_hint_arguments(panel_units)
     for key in sorted(draw(st.sets(st.sampled_from(sorted(optional))))):  # not by hash order
         args[key] = draw(optional[key])
     return HintDecl(hint, tuple(sorted(args.items())))
