@@ -18,8 +18,9 @@ import hashlib
 import json
 import os
 import sys
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 from pathlib import Path
@@ -297,13 +298,29 @@ def _content_digest(path: Path) -> str | None:
 
 
 def _loaded_code() -> list[tuple[str, tuple[int, int]]]:
-    """``(path, (mtime_ns, size))`` of every module file this process has loaded."""
-    paths = {
-        file
-        for module in list(sys.modules.values())
-        if isinstance(file := getattr(module, "__file__", None), str)
-    }
-    return [(path, stat) for path in sorted(paths) if (stat := _stat(path)) is not None]
+    """``(path, (mtime_ns, size))`` of every module file this process has loaded, as the
+    file was when this process first listed that module: the code that ran, even if the
+    file was edited since (a later run then misses). A long-lived process (a test suite, the
+    pytest plugin) lists its modules once, not once per memo entry."""
+    found: dict[str, tuple[int, int]] = {}
+    for module in list(sys.modules.values()):
+        try:
+            seen = _FIRST_SEEN.get(module)
+        except TypeError:  # not a module: anything may sit in sys.modules
+            continue
+        if seen is None:
+            file = getattr(module, "__file__", None)
+            seen = (file, _stat(file)) if isinstance(file, str) else None
+            with suppress(TypeError):
+                _FIRST_SEEN[module] = seen
+        if seen is not None and seen[1] is not None:
+            found[seen[0]] = seen[1]
+    return sorted(found.items())
+
+
+_FIRST_SEEN: weakref.WeakKeyDictionary[Any, tuple[str, tuple[int, int] | None] | None] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _stat(path: str) -> tuple[int, int] | None:

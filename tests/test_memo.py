@@ -101,9 +101,11 @@ def test_a_memo_hit_reports_exactly_what_a_full_run_reports(
     assert memoised.exit_code == (0 if mutation == "none" else 1)
 
 
-def test_a_changed_code_file_is_a_miss(tmp_path: Path, project: Project) -> None:
+@pytest.mark.parametrize("edited", ["after the memo", "before the memo, after it ran"])
+def test_a_changed_code_file_is_a_miss(tmp_path: Path, project: Project, edited: str) -> None:
     """A memo lists every module file loaded when it was made: editing one (here a module
-    this test imports; in life the SDK, grafanalib or dashgen) makes it unusable."""
+    this test imports; in life the SDK, grafanalib or dashgen) makes it unusable. A file
+    edited after its module ran (and was listed) is recorded as it was: the code that ran."""
     project.source("m.py", GOOD_SOURCE)
     module = tmp_path / "dashgen_memo_probe.py"
     module.write_text("VALUE = 1\n")
@@ -116,6 +118,12 @@ def test_a_changed_code_file_is_a_miss(tmp_path: Path, project: Project) -> None
         expected = Expected(
             families=(), family_of={}, digests={"app.json": "0" * 64}, excluded={}, dashboards=1
         )
+        if edited == "before the memo, after it ran":
+            remember(config, "an earlier entry", expected, SourceReads())  # lists the module
+            module.write_text("VALUE = 22\n")
+            remember(config, key, expected, SourceReads())
+            assert recall(config, key) is None
+            return
         remember(config, key, expected, SourceReads())
         assert recall(config, key) == expected
         assert recall(config, "another key") is None
