@@ -147,11 +147,7 @@ def expected_output(
     """The exporter's families and the digests of the files a build writes: remembered from
     a run on these very inputs, else computed (and remembered) from ``declarations()``;
     with ``meanwhile``, computed in a child while ``meanwhile()`` runs here."""
-    known = recalled(config)
-    if known is not None:
-        return known
-    built = partial(_built, config, declarations)
-    return built() if meanwhile is None else _beside(built, meanwhile)
+    return _recalled_or(config, partial(_built, config, declarations), meanwhile)
 
 
 def _built(config: Config, declarations: Declarations) -> Expected:
@@ -175,11 +171,7 @@ def exported_families(
     """What verify of a dir other than the output dir needs: the families, remembered or
     from the exporter alone (no render: no file of that dir is compared with a build);
     with ``meanwhile``, computed in a child as for :func:`expected_output`."""
-    known = recalled(config)
-    if known is not None:
-        return known
-    exported = partial(_exported, config, declarations)
-    return exported() if meanwhile is None else _beside(exported, meanwhile)
+    return _recalled_or(config, partial(_exported, config, declarations), meanwhile)
 
 
 def _exported(config: Config, declarations: Declarations) -> Expected:
@@ -187,9 +179,17 @@ def _exported(config: Config, declarations: Declarations) -> Expected:
     return Expected.of(catalog, config.pipeline.export(catalog.metrics), {})
 
 
-def _beside(compute: Callable[[], Expected], meanwhile: Callable[[], None]) -> Expected:
-    """``compute()`` in a child, while ``meanwhile()`` (other work of the same command) uses
-    this process's core; an error of the child's comes as it would here."""
+def _recalled_or(
+    config: Config, compute: Callable[[], Expected], meanwhile: Callable[[], None] | None
+) -> Expected:
+    """The memo's answer, else ``compute()``: here, or in a child while ``meanwhile()``
+    (other work of the same command) uses this process's core; an error of the child's
+    comes as it would here."""
+    known = recalled(config)
+    if known is not None:
+        return known
+    if meanwhile is None:
+        return compute()
     with start_isolated("dashgen", "what the sources export", compute) as pending:
         meanwhile()
         return pending.result()
