@@ -11,6 +11,7 @@ from dashgen.verify.promql import (
     PromQLError,
     QueryRefs,
     Selector,
+    _plain_matchers,
     extract_refs,
     substitute_variables,
 )
@@ -270,6 +271,54 @@ def test_parse_errors(expr: str, message: str) -> None:
         refs(expr)
     assert str(raised.value) == message
     assert isinstance(raised.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("expr", "plain"),
+    [
+        ('up{job=~"$job", instance!~"$instance"}', 'up{job="$job", instance!="$instance"}'),
+        ("up{job =~ 'a|b'}", "up{job = 'a|b'}"),
+        ('{__name__=~"node_.*", job=~"x"}', '{__name__=~"node_.*", job="x"}'),
+        # Whether a matcher matches the empty string decides which selectors are errors:
+        # a regex that differs there from its literal taken as a string stays a regex.
+        ('up{job=~".*"}', 'up{job=~".*"}'),
+        ('up{job!~".*"}', 'up{job!~".*"}'),
+        ('up{job=~""}', 'up{job=""}'),
+        ('up{job!~".+"}', 'up{job!=".+"}'),
+        # Not a valid regex: left for the parser to report where it stands.
+        ('up{job=~"("}', 'up{job=~"("}'),
+        # Inside a string literal or a comment, and a quoted label name.
+        ('label_replace(up, "a", "$1", "b", "c=~\\"d\\"")', None),
+        ('up # job=~"x"\n', None),
+        ('{"job"=~"x", a="1"}', None),
+    ],
+)
+def test_label_regexes_are_parsed_as_equality_where_that_reads_the_same(
+    expr: str, plain: str | None
+) -> None:
+    # promql-parser compiles each regex matcher: about 20 us, most of a usual query's parse.
+    assert _plain_matchers(expr) == (expr if plain is None else plain)
+
+
+@pytest.mark.parametrize(
+    ("expr", "message"),
+    [
+        ('up{job=~"("}', "illegal regex for ("),
+        ('{job=~".*"}', "vector selector must contain at least one non-empty matcher"),
+        ('{job!~"a"}', "vector selector must contain at least one non-empty matcher"),
+    ],
+)
+def test_regex_matcher_errors_are_reported_as_written(expr: str, message: str) -> None:
+    with pytest.raises(PromQLError) as raised:
+        refs(expr)
+    assert str(raised.value) == message
+
+
+def test_a_compared_query_keeps_its_regex_matchers() -> None:
+    # An alert's `x > 0.1` runs `x` live: as the rule has it, not as it was parsed here.
+    compared = refs('rate(x_total{job=~"a|b"}[5m]) > 0.1').compared
+    assert compared == 'rate(x_total{job=~"a|b"}[5m])'
+    assert refs('{__name__=~"a.*", job=~"b"}').selectors[0].name_regex == "a.*"
 
 
 def test_deep_nesting_is_an_error_not_a_crash() -> None:

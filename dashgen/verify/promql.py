@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import promql_parser
 from promql_parser import (
@@ -216,6 +216,12 @@ def _call_takes_range(expr: str, start: int) -> bool:
     return False
 
 
+def _context(expr: str, bracket: int) -> str:
+    """The innermost open bracket's kind: "[", "{", "(", or "(by" for a grouping clause."""
+    char = expr[bracket]
+    return "(by" if char == "(" and _word_before(expr, bracket) in _GROUPING else char
+
+
 def substitute_variables(expr: str) -> str:
     """Replace each Grafana variable outside string literals so that the query parses.
 
@@ -236,7 +242,7 @@ def substitute_variables(expr: str) -> str:
     if "$" not in expr and "[[" not in expr:
         return expr
     pieces: list[str] = []
-    stack: list[str] = []  # open brackets: "[", "{", "(", or "(by" for a grouping clause
+    stack: list[int] = []  # where each open bracket is
     copied = pos = 0
     while (found := _SPECIAL.search(expr, pos)) is not None:
         index = found.start()
@@ -249,12 +255,11 @@ def substitute_variables(expr: str) -> str:
             pos = len(expr) if newline < 0 else newline + 1
         elif (variable := _VARIABLE.match(expr, index)) is not None:
             pieces.append(expr[copied:index])
-            pieces.append(_replacement(expr, index, variable.end(), stack[-1] if stack else ""))
+            context = _context(expr, stack[-1]) if stack else ""
+            pieces.append(_replacement(expr, index, variable.end(), context))
             copied = pos = variable.end()
-        elif char in "[{":
-            stack.append(char)
-        elif char == "(":
-            stack.append("(by" if _word_before(expr, index) in _GROUPING else "(")
+        elif char in "[{(":
+            stack.append(index)
         elif char in ")]}" and stack:
             stack.pop()
     pieces.append(expr[copied:])
@@ -289,13 +294,15 @@ def _add_selectors(
     if branches:  # {__name__="a" or __name__="b"}: an `or` chain of its own
         found.groups += 1
     for i, group in enumerate(branches or [common]):
-        selector, named_by_variable = _selector(metric, group)
         own = (found.groups - 1, i) if branches else alternative
-        found.selectors.append(replace(selector, alternative=own))
+        selector, named_by_variable = _selector(metric, group, own)
+        found.selectors.append(selector)
         found.placeholder = found.placeholder or from_variable or named_by_variable
 
 
-def _selector(metric: str | None, matchers: list[Matcher]) -> tuple[Selector, bool]:
+def _selector(
+    metric: str | None, matchers: list[Matcher], alternative: tuple[int, int] | None
+) -> tuple[Selector, bool]:
     """The selector for one matcher group, and whether a variable gave its ``__name__``."""
     name_regex: str | None = None
     negated = from_variable = False
@@ -316,7 +323,7 @@ def _selector(metric: str | None, matchers: list[Matcher]) -> tuple[Selector, bo
         else:
             name_regex = matcher.value
     negated = negated and metric is None and name_regex is None
-    return Selector(metric, name_regex, negated, _shared(labels)), from_variable
+    return Selector(metric, name_regex, negated, _shared(labels), alternative), from_variable
 
 
 def _collect(ast: Expr) -> _Found:
@@ -450,6 +457,7 @@ def _escaped(block: re.Match[str], slash: str) -> str:
 
 
 _SHARED: dict[frozenset[str], frozenset[str]] = {}
+_NONE: frozenset[str] = frozenset()
 
 
 def _shared(labels: Iterable[str]) -> frozenset[str]:
@@ -457,7 +465,7 @@ def _shared(labels: Iterable[str]) -> frozenset[str]:
     thousands of queries, and with one object each the parsed dashboards a child sends
     back pickle a tenth smaller."""
     found = frozenset(labels)
-    return _SHARED.setdefault(found, found)
+    return _SHARED.setdefault(found, found) if found else _NONE
 
 
 def extract_refs(expr: str) -> QueryRefs:
@@ -469,10 +477,16 @@ def extract_refs(expr: str) -> QueryRefs:
     # Each operator or bracket is a character at least: a shorter query cannot nest deeper.
     if len(expr) > _MAX_NESTING and len(_NESTING.findall(expr)) > _MAX_NESTING:
         raise PromQLError(f"more than {_MAX_NESTING} operators and brackets; not parsed")
+    text = _without_quote_blocks(expr)
+    plain = _plain_matchers(text)
     try:
-        ast = promql_parser.parse(_without_quote_blocks(expr))
-    except ValueError as error:
-        raise PromQLError(" ".join(str(error).split())) from None
+        ast = promql_parser.parse(plain)
+    except ValueError:
+        ast = _parsed(text)  # its own error, at its own position
+        plain = text
+    compared = _compared(ast)
+    if compared is not None and plain is not text:  # spelt as the rule has it, to run live
+        compared = _compared(_parsed(text))
     found = _collect(ast)
     result = result_labels(ast)
     return QueryRefs(
@@ -497,8 +511,75 @@ def extract_refs(expr: str) -> QueryRefs:
             _shared(result.removed),
         ),
         measured=measured(ast),
-        compared=_compared(ast),
+        compared=compared,
     )
+
+
+def _parsed(expr: str) -> Expr:
+    try:
+        return promql_parser.parse(expr)
+    except ValueError as error:
+        raise PromQLError(" ".join(str(error).split())) from None
+
+
+# A string literal or comment (group 1), or a regex matcher's operator and literal (group 2).
+_MATCH_OP_OR_SKIPPED = re.compile(
+    r"""("(?:\\.|[^"\\])*"?|'(?:\\.|[^'\\])*'?|`[^`]*`?|#[^\n]*)"""
+    r"""|[=!]~\s*("(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'|`[^`]*`)""",
+    re.DOTALL,
+)
+# A regex literal -> whether it matches the empty string; None when it is not a valid one.
+_MATCHES_EMPTY: dict[str, bool | None] = {}
+
+
+def _plain_matchers(expr: str) -> str:
+    """``expr`` with each ``label=~"re"`` (``!~``) outside string literals and comments
+    written ``label="re"`` (``!=``), where that changes nothing read here.
+
+    promql-parser compiles every regex matcher as it parses: about 20 us each, two thirds
+    of the parse of a usual dashboard query (``{job=~"$job", instance=~"$instance"}``).
+    Only a ``__name__`` matcher's regex is read here (it is left alone); of any other, its
+    label. So each distinct literal is checked once, by promql-parser itself: an invalid
+    one is left as it is, to be reported where it stands. An equality matcher of the same
+    literal matches the empty string exactly when the literal is empty, and a selector
+    whose matchers all match the empty string is an error; so the operator changes only
+    where the regex agrees (``=~".*"`` stays).
+    """
+    if "~" not in expr:
+        return expr
+    pieces: list[str] = []
+    copied = 0
+    for found in _MATCH_OP_OR_SKIPPED.finditer(expr):
+        regex = found.group(2)
+        if regex is None:
+            continue
+        label = expr[: found.start()].rstrip()
+        if not (label[-1:].isalnum() or label.endswith("_")):
+            continue  # a "quoted" label name, or no name at all
+        if not label.endswith("__name__") and _matches_empty(regex) == (len(regex) == 2):
+            tilde = found.start() + 1
+            pieces.append(expr[copied:tilde] + ("=" if expr[found.start()] == "!" else ""))
+            copied = tilde + 1
+    if not pieces:
+        return expr
+    pieces.append(expr[copied:])
+    return "".join(pieces)
+
+
+def _matches_empty(regex: str) -> bool | None:
+    if regex not in _MATCHES_EMPTY:
+        try:
+            promql_parser.parse(f'{{a=~{regex}, b="1"}}')
+        except ValueError:
+            _MATCHES_EMPTY[regex] = None
+        else:
+            try:  # its only matcher matching the empty string is its only possible error
+                promql_parser.parse(f"{{a=~{regex}}}")
+            except ValueError:
+                _MATCHES_EMPTY[regex] = True
+            else:
+                _MATCHES_EMPTY[regex] = False
+    return _MATCHES_EMPTY[regex]
 
 
 _COMPARISONS = frozenset({">", ">=", "<", "<=", "==", "!="})
