@@ -175,7 +175,10 @@ def exported_families(
 
 
 def _exported(config: Config, declarations: Declarations) -> Expected:
-    catalog = declarations()
+    with declarations.loading():  # the export path's imports meanwhile
+        with interrupts_held():
+            config.pipeline.imported()
+        catalog = declarations()
     return Expected.of(catalog, config.pipeline.export(catalog.metrics), {})
 
 

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import partial
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from dashgen.errors import DashgenError
@@ -65,19 +66,26 @@ class Pipeline:
     def export(self, specs: Sequence[MetricSpec]) -> Exported:
         """The families this path makes of the declarations; its module is imported only
         now, so that a memo hit imports no export path at all."""
-        if self.name in FROM_THE_APP:
+        module = self.imported()
+        if module is None:
             raise DashgenError(
                 f"pipeline={self.name}",
                 "reads the families from the app, not from dashgen declarations: use it with "
                 "`dashgen verify --instruments module:function` or `--scrape URL|FILE`",
             )
-        module = importlib.import_module(f"dashgen.pipelines.{self.name.replace('-', '_')}")
         export: Callable[[Sequence[MetricSpec]], Exported] = partial(module.export, pipeline=self)
         if self.name in _SPLITTABLE and worth_splitting(len(specs)):
             halves = _exported_in_halves(export, specs)
             if halves is not None:
                 return halves
         return export(specs)
+
+    def imported(self) -> ModuleType | None:
+        """This path's module (with the SDK and exporter it runs), imported now; ``None``
+        for a path that reads the families from the app."""
+        if self.name in FROM_THE_APP:
+            return None
+        return importlib.import_module(f"dashgen.pipelines.{self.name.replace('-', '_')}")
 
     def claim(self, owners: dict[str, MetricSpec], stored_as: str, spec: MetricSpec) -> None:
         """Record that ``spec`` is stored as ``stored_as``; two declarations stored under

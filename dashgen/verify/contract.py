@@ -280,7 +280,7 @@ class _Exported:
                 cached = exc
             else:
                 cached = _RegexMatch(
-                    samples=tuple(s for s in self.sample_names if matches(s)),
+                    samples=tuple(filter(matches, self.sample_names)),
                     external=regex in self._external_regexes
                     or any(matches(name) for name in self._external_names)
                     or (
@@ -648,7 +648,8 @@ class _Checker:
         if labels is None:
             return
         labels = _le_only_on_buckets(labels, self._samples_read)
-        names = _quote_list(sorted(f.name for f in read))
+        missing = (grouping | sources) - labels
+        names = _quote_list(sorted(f.name for f in read)) if missing else ""
         for label in sorted(grouping - labels):
             self._add(
                 target,

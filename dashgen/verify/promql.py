@@ -253,7 +253,7 @@ def substitute_variables(expr: str) -> str:
         elif char == "#":
             newline = expr.find("\n", index)
             pos = len(expr) if newline < 0 else newline + 1
-        elif (variable := _VARIABLE.match(expr, index)) is not None:
+        elif char in "$[" and (variable := _VARIABLE.match(expr, index)) is not None:
             pieces.append(expr[copied:index])
             context = _context(expr, stack[-1]) if stack else ""
             pieces.append(_replacement(expr, index, variable.end(), context))
