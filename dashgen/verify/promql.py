@@ -468,11 +468,15 @@ def _shared(labels: Iterable[str]) -> frozenset[str]:
     return _SHARED.setdefault(found, found) if found else _NONE
 
 
+@functools.lru_cache(maxsize=1024)
 def extract_refs(expr: str) -> QueryRefs:
     """Parse ``expr`` (variables already substituted) and collect its name references.
 
     ``__name__`` and placeholder names are never reported as labels, nor label names that
     hold a Grafana variable. Raises :class:`PromQLError` when the query does not parse.
+    The same text gives the same (immutable) answer, kept for a while: dashboards repeat
+    queries, and a variable's ``label_values({__name__=~"a|b|..."}, job)`` is asked again
+    for ``instance``, with a regex of every metric that promql-parser compiles each time.
     """
     # Each operator or bracket is a character at least: a shorter query cannot nest deeper.
     if len(expr) > _MAX_NESTING and len(_NESTING.findall(expr)) > _MAX_NESTING:
@@ -568,17 +572,15 @@ def _plain_matchers(expr: str) -> str:
 
 def _matches_empty(regex: str) -> bool | None:
     if regex not in _MATCHES_EMPTY:
-        try:
-            promql_parser.parse(f'{{a=~{regex}, b="1"}}')
+        try:  # alone in a selector, a matcher matching the empty string is an error
+            promql_parser.parse(f"{{a=~{regex}}}")
+            _MATCHES_EMPTY[regex] = False
         except ValueError:
-            _MATCHES_EMPTY[regex] = None
-        else:
-            try:  # its only matcher matching the empty string is its only possible error
-                promql_parser.parse(f"{{a=~{regex}}}")
-            except ValueError:
+            try:
+                promql_parser.parse(f'{{a=~{regex}, b="1"}}')
                 _MATCHES_EMPTY[regex] = True
-            else:
-                _MATCHES_EMPTY[regex] = False
+            except ValueError:
+                _MATCHES_EMPTY[regex] = None  # not a valid regex
     return _MATCHES_EMPTY[regex]
 
 
