@@ -278,7 +278,11 @@ def test_parse_errors(expr: str, message: str) -> None:
     [
         ('up{job=~"$job", instance!~"$instance"}', 'up{job="$job", instance!="$instance"}'),
         ("up{job =~ 'a|b'}", "up{job = 'a|b'}"),
-        ('{__name__=~"node_.*", job=~"x"}', '{__name__=~"node_.*", job="x"}'),
+        # A name regex is read as text: as an equality matcher of a label of its own.
+        ('{__name__=~"node_.*", job=~"x"}', '{__dashgen_name_regex__="node_.*", job="x"}'),
+        ('{__name__ !~ "a|b"}', '{__dashgen_name_regex__ != "a|b"}'),
+        ('{__name__=~"a|b|"}', None),
+        ('{x__name__=~"a"}', '{x__name__="a"}'),
         # Whether a matcher matches the empty string decides which selectors are errors:
         # a regex that differs there from its literal taken as a string stays a regex.
         ('up{job=~".*"}', 'up{job=~".*"}'),
@@ -306,6 +310,9 @@ def test_label_regexes_are_parsed_as_equality_where_that_reads_the_same(
         ('up{job=~"("}', "illegal regex for ("),
         ('{job=~".*"}', "vector selector must contain at least one non-empty matcher"),
         ('{job!~"a"}', "vector selector must contain at least one non-empty matcher"),
+        ('x{__name__=~"a"}', "metric name must not be set twice: 'x' or 'a'"),
+        ('{__name__=~"a||b"}', "vector selector must contain at least one non-empty matcher"),
+        ('x{job="1" or __name__!~"a"}', "metric name must not be set twice: 'x' or 'a'"),
     ],
 )
 def test_regex_matcher_errors_are_reported_as_written(expr: str, message: str) -> None:
@@ -318,7 +325,18 @@ def test_a_compared_query_keeps_its_regex_matchers() -> None:
     # An alert's `x > 0.1` runs `x` live: as the rule has it, not as it was parsed here.
     compared = refs('rate(x_total{job=~"a|b"}[5m]) > 0.1').compared
     assert compared == 'rate(x_total{job=~"a|b"}[5m])'
-    assert refs('{__name__=~"a.*", job=~"b"}').selectors[0].name_regex == "a.*"
+
+
+@pytest.mark.parametrize(
+    ("expr", "selector"),
+    [
+        ('{__name__=~"a.*", job=~"b"}', Selector(None, "a.*", False, frozenset({"job"}))),
+        ('{__name__!~"a.*", job="b"}', Selector(None, None, True, frozenset({"job"}))),
+        ('{__name__=~"a.+"} or up', Selector(None, "a.+", False, frozenset(), (0, 0))),
+    ],
+)
+def test_name_regexes_read_as_equality_are_still_regexes(expr: str, selector: Selector) -> None:
+    assert refs(expr).selectors[0] == selector
 
 
 def test_deep_nesting_is_an_error_not_a_crash() -> None:

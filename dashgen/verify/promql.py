@@ -291,6 +291,10 @@ def _add_selectors(
     matchers = node.matchers
     common = matchers.matchers
     branches = [common + branch for branch in matchers.or_matchers]
+    if name is not None and any(
+        m.name == _NAME_AS_EQUALITY for group in branches or [common] for m in group
+    ):
+        raise _NotAsWritten  # `x{__name__=~"y"}` names the metric twice: an error
     if branches:  # {__name__="a" or __name__="b"}: an `or` chain of its own
         found.groups += 1
     for i, group in enumerate(branches or [common]):
@@ -309,11 +313,13 @@ def _selector(
     labels: set[str] = set()
     for matcher in matchers:
         label = matcher.name
+        op = matcher.op
+        if label == _NAME_AS_EQUALITY:  # read as equality by _plain_matchers: a regex
+            label, op = "__name__", MatchOp.Re if op == MatchOp.Equal else MatchOp.NotRe
         if label != "__name__":
             if PLACEHOLDER not in label:
                 labels.add(label)
             continue
-        op = matcher.op
         if op == MatchOp.NotEqual or op == MatchOp.NotRe:
             negated = True
         elif _VARIABLE.search(matcher.value):  # {__name__=~"$metric"}: not a real name
@@ -485,13 +491,14 @@ def extract_refs(expr: str) -> QueryRefs:
     plain = _plain_matchers(text)
     try:
         ast = promql_parser.parse(plain)
-    except ValueError:
+        found = _collect(ast)
+    except (ValueError, _NotAsWritten):
         ast = _parsed(text)  # its own error, at its own position
+        found = _collect(ast)
         plain = text
     compared = _compared(ast)
     if compared is not None and plain is not text:  # spelt as the rule has it, to run live
         compared = _compared(_parsed(text))
-    found = _collect(ast)
     result = result_labels(ast)
     return QueryRefs(
         selectors=tuple(found.selectors),
@@ -534,6 +541,14 @@ _MATCH_OP_OR_SKIPPED = re.compile(
 )
 # A regex literal -> whether it matches the empty string; None when it is not a valid one.
 _MATCHES_EMPTY: dict[str, bool | None] = {}
+# Names and `|`: a regex of literal alternatives, which matches "" when one is empty.
+_NAME_LIST = re.compile(r"[A-Za-z0-9_:|]*")
+# What a `__name__` regex matcher is read as, an equality matcher of a label of its own.
+_NAME_AS_EQUALITY = "__dashgen_name_regex__"
+
+
+class _NotAsWritten(Exception):
+    """The query read with equality matchers is not the query as written: parse that."""
 
 
 def _plain_matchers(expr: str) -> str:
@@ -541,13 +556,15 @@ def _plain_matchers(expr: str) -> str:
     written ``label="re"`` (``!=``), where that changes nothing read here.
 
     promql-parser compiles every regex matcher as it parses: about 20 us each, two thirds
-    of the parse of a usual dashboard query (``{job=~"$job", instance=~"$instance"}``).
-    Only a ``__name__`` matcher's regex is read here (it is left alone); of any other, its
-    label. So each distinct literal is checked once, by promql-parser itself: an invalid
-    one is left as it is, to be reported where it stands. An equality matcher of the same
-    literal matches the empty string exactly when the literal is empty, and a selector
-    whose matchers all match the empty string is an error; so the operator changes only
-    where the regex agrees (``=~".*"`` stays).
+    of the parse of a usual dashboard query (``{job=~"$job", instance=~"$instance"}``), and
+    milliseconds for a ``__name__`` regex listing every metric. Of a label's regex only the
+    label is read here; a ``__name__`` regex is read as text, so it becomes an equality
+    matcher of :data:`_NAME_AS_EQUALITY`, which :func:`_selector` reads as the regex. Each
+    distinct literal is checked once, by promql-parser itself: an invalid one is left as
+    it is, to be reported where it stands. An equality matcher of the same literal matches
+    the empty string exactly when the literal is empty, and a selector whose matchers all
+    match the empty string is an error; so the operator changes only where the regex
+    agrees (``=~".*"`` stays).
     """
     if "~" not in expr:
         return expr
@@ -560,10 +577,19 @@ def _plain_matchers(expr: str) -> str:
         label = expr[: found.start()].rstrip()
         if not (label[-1:].isalnum() or label.endswith("_")):
             continue  # a "quoted" label name, or no name at all
-        if not label.endswith("__name__") and _matches_empty(regex) == (len(regex) == 2):
-            tilde = found.start() + 1
-            pieces.append(expr[copied:tilde] + ("=" if expr[found.start()] == "!" else ""))
-            copied = tilde + 1
+        if _matches_empty(regex) != (len(regex) == 2):
+            continue
+        operator = "!=" if expr[found.start()] == "!" else "="
+        before = label[-9:-8]
+        if label.endswith("__name__") and not (before and _is_name_char(before)):
+            name_at = len(label) - len("__name__")
+            pieces.append(
+                expr[copied:name_at] + _NAME_AS_EQUALITY + expr[len(label) : found.start()]
+            )
+        else:
+            pieces.append(expr[copied : found.start()])
+        pieces.append(operator)
+        copied = found.start() + 2
     if not pieces:
         return expr
     pieces.append(expr[copied:])
@@ -571,6 +597,8 @@ def _plain_matchers(expr: str) -> str:
 
 
 def _matches_empty(regex: str) -> bool | None:
+    if _NAME_LIST.fullmatch(regex, 1, len(regex) - 1):  # no compiling a list of metrics
+        return "" in regex[1:-1].split("|")
     if regex not in _MATCHES_EMPTY:
         try:  # alone in a selector, a matcher matching the empty string is an error
             promql_parser.parse(f"{{a=~{regex}}}")
