@@ -77,12 +77,12 @@ class Expected:
     what a memo of a check against it is keyed by."""
 
     @classmethod
-    def of(cls, catalog: Catalog, exported: Exported, files: Mapping[str, bytes]) -> Expected:
+    def of(cls, catalog: Catalog, exported: Exported, digests: Mapping[str, str]) -> Expected:
         family_of = {name: m.family.name for name, m in exported.metrics.items()}
         return cls(
             families=exported.families,
             family_of=family_of,
-            digests={path: digest(data) for path, data in files.items()},
+            digests=digests,
             excluded={
                 family_of[spec.name]: spec.exclude_reason
                 for spec in catalog.metrics
@@ -242,7 +242,7 @@ def remember(config: Config, key: str, expected: Expected, reads: SourceReads) -
 
 def remember_build(config: Config, built: BuildResult) -> Expected:
     """Remember what a build computed, so that the verify that follows it is a hit."""
-    expected = Expected.of(built.catalog, built.exported, built.files)
+    expected = Expected.of(built.catalog, built.exported, built.digests)
     key = memo_key(config)
     return expected if key is None else remember(config, key, expected, built.catalog.reads)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
+from functools import cached_property, partial
 from itertools import accumulate
 
 from dashgen import collector
@@ -17,6 +17,7 @@ from dashgen.build.render import render_dashboard, render_provisioning
 from dashgen.build.rule_files import GRAFANA_ALERTING, render_grafana_alerting, render_rule_file
 from dashgen.build.rule_tests import rule_tests
 from dashgen.build.rules import plan_rules
+from dashgen.build.write import digest
 from dashgen.catalog import Catalog
 from dashgen.config import Config
 from dashgen.families import Exported
@@ -29,6 +30,11 @@ class BuildResult:
     exported: Exported
     files: dict[str, bytes]
     """Output-dir-relative posix path -> exact bytes."""
+
+    @cached_property
+    def digests(self) -> dict[str, str]:
+        """Path -> sha256 of its bytes: what the write compares and the memo keeps."""
+        return {path: digest(data) for path, data in self.files.items()}
 
 
 def generate(config: Config, catalog: Catalog | None = None) -> BuildResult:

@@ -64,10 +64,6 @@ def existing_files(out_dir: Path) -> dict[str, Path]:
     return found
 
 
-def diff_tree(out_dir: Path, files: Mapping[str, bytes]) -> list[Drift]:
-    return diff_digests(out_dir, {path: digest(data) for path, data in files.items()})
-
-
 def diff_digests(out_dir: Path, digests: Mapping[str, str]) -> list[Drift]:
     """What differs between ``out_dir`` and the files with these digests (see :func:`digest`)."""
     existing = existing_files(out_dir)
@@ -154,15 +150,18 @@ def check_not_emptied(out_dir: Path, files: Mapping[str, bytes]) -> None:
         )
 
 
-def write_tree(out_dir: Path, files: Mapping[str, bytes], allow_empty: bool = False) -> list[Drift]:
-    """Make ``out_dir`` hold exactly ``files``; returns what changed (nothing: no write).
+def write_tree(
+    out_dir: Path, files: Mapping[str, bytes], digests: Mapping[str, str], allow_empty: bool = False
+) -> list[Drift]:
+    """Make ``out_dir`` hold exactly ``files`` (whose :func:`digest` are ``digests``);
+    returns what changed (nothing: no write).
 
     Raises :class:`DashgenError` (one line, exit 2) when the dir holds files a build did not
     write, when the build would empty it (unless ``allow_empty``), or when the OS refuses the
     write (read-only, full disk): either way the output dir is as it was.
     """
     target = real_dir(out_dir)
-    drift = diff_tree(target, files)
+    drift = diff_digests(target, digests)
     if not drift and target.is_dir():
         return drift
     if not allow_empty:
