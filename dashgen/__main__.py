@@ -1,3 +1,3 @@
-from dashgen.cli import app
+from dashgen.cli import run
 
-app(prog_name="dashgen")
+run()
