@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import re
+from unittest.mock import patch
 
 import pytest
+from hypothesis import event, example, given
+from hypothesis import strategies as st
 
+from dashgen.verify import promql
 from dashgen.verify.promql import (
     PLACEHOLDER,
     PromQLError,
@@ -15,6 +19,7 @@ from dashgen.verify.promql import (
     extract_refs,
     substitute_variables,
 )
+from tests.test_properties import SETTINGS
 
 NAME = PLACEHOLDER + r"\w*"  # a placeholder name, whatever its suffix
 
@@ -359,3 +364,57 @@ def test_kind_inputs(expr: str, counters: set[str], without_le: int) -> None:
     refs = extract_refs(substitute_variables(expr))
     assert refs.counter_inputs == counters
     assert refs.quantiles_without_le == without_le
+
+
+# --- regex matchers read as equality: the same answer as the query as written -------------
+
+_LABELS = ("job", "__name__", "x__name__", "le")
+_OPERATORS = ("=", "!=", "=~", "!~")
+_LITERALS = ('""', '".*"', '".+"', '"a|b"', '"a||b"', '"a|b|"', '"("', '"$job"', "'a.*'",
+             "`\\d+`", '"\\\\Qa.b\\\\E"', '"x"')  # fmt: skip
+_AROUND = ("Q", "rate(Q[5m])", "sum by (job) (Q)", "Q > 0.1", "Q or up", "label_replace(Q, "
+           '"a", "$1", "job", "(.*)")')  # fmt: skip
+
+
+@st.composite
+def selector_queries(draw: st.DrawFn) -> str:
+    """Selectors of every matcher form these readings differ in, in a few query shapes."""
+    matchers = draw(
+        st.lists(
+            st.builds(
+                "{0}{3}{1}{3}{2}".format,
+                st.sampled_from(_LABELS),
+                st.sampled_from(_OPERATORS),
+                st.sampled_from(_LITERALS),
+                st.sampled_from(("", " ")),
+            ),
+            min_size=1,
+            max_size=4,
+        )
+    )
+    separators = draw(st.lists(st.sampled_from((", ", " or ")), min_size=len(matchers) - 1,
+                               max_size=len(matchers) - 1))  # fmt: skip
+    body = matchers[0] + "".join(s + m for s, m in zip(separators, matchers[1:], strict=True))
+    name = draw(st.sampled_from(("", "up", "x_total")))
+    return draw(st.sampled_from(_AROUND)).replace("Q", f"{name}{{{body}}}")
+
+
+def _outcome(expr: str) -> QueryRefs | str:
+    try:
+        return extract_refs.__wrapped__(expr)
+    except PromQLError as error:
+        return f"error: {error}"
+
+
+@SETTINGS
+@given(selector_queries())
+@example('{__name__!~"a|b", job="x"}')  # a negated name regex, read back as negated
+@example('up{job="1" or __name__=~"a"}')  # a name set twice, in an `or` branch
+@example('{job=~".*", le!~".+"}')  # every matcher matches the empty string
+def test_regex_matchers_read_as_equality_give_the_query_as_written(expr: str) -> None:
+    """The names, labels, shape and errors are those of the query parsed as written, where
+    promql-parser compiles each regex matcher."""
+    read = _outcome(expr)
+    event("read as equality" if _plain_matchers(expr) != expr else "read as written")
+    with patch.object(promql, "_plain_matchers", lambda text: text):
+        assert read == _outcome(expr)
