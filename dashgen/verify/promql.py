@@ -533,9 +533,10 @@ def _parsed(expr: str) -> Expr:
         raise PromQLError(" ".join(str(error).split())) from None
 
 
-# A string literal or comment (group 1), or a regex matcher's operator and literal (group 2).
+# A string literal or comment (group 1), or a regex matcher's operator and its literal, a
+# terminated one (group 2).
 _MATCH_OP_OR_SKIPPED = re.compile(
-    r"""("(?:\\.|[^"\\])*"?|'(?:\\.|[^'\\])*'?|`[^`]*`?|#[^\n]*)"""
+    "(" + "|".join(literal.pattern for literal in _STRING_END.values()) + r"|#[^\n]*)"
     r"""|[=!]~\s*("(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'|`[^`]*`)""",
     re.DOTALL,
 )
